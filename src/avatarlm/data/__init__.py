@@ -1,0 +1,1 @@
+"""The synthetic talking-avatar world: renderer, speech, behaviour, clips and shards."""
