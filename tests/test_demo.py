@@ -1,0 +1,19 @@
+import av
+import numpy as np
+
+from avatarlm.demo import run_demo
+from avatarlm.media import GENERATED_TAG, read_mp4
+
+
+def test_demo_writes_sheet_and_dialogue_with_sound(tmp_path):
+    sheet, video = run_demo(tmp_path, seed=1, language="it", size=64, seconds=4.0)
+    from PIL import Image
+
+    image = np.asarray(Image.open(sheet))
+    assert image.shape[0] > 4 * 128 - 10 and image.std() > 20  # 4x4 identities of 128 px
+    frames, meta = read_mp4(video)
+    assert frames.shape[1:] == (64, 128, 3) and len(frames) >= 100  # two avatars side by side, >= 4 s
+    assert meta["comment"] == GENERATED_TAG
+    with av.open(str(video)) as box:
+        audio = np.concatenate([f.to_ndarray().reshape(-1) for f in box.decode(audio=0)])
+    assert np.abs(audio).max() > 0.05  # there is speech in the soundtrack

@@ -1,0 +1,106 @@
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from avatarlm.autoencoder import DCAutoencoder
+from avatarlm.config import AETrainConfig, AutoencoderConfig
+from avatarlm.io import load_tensors, read_json
+from avatarlm.trainer import latest_checkpoint, train_autoencoder
+
+AE = AutoencoderConfig(
+    image_height=32,
+    image_width=32,
+    latent_channels=8,
+    widths=(8, 16, 32),
+    encoder_depths=(1, 1, 1),
+    decoder_depths=(1, 1, 1),
+    attention_head_dim=8,
+    temporal_levels=3,
+    temporal_attention_levels=1,
+    temporal_window=2,
+)
+
+
+def clips(rng: np.random.Generator) -> np.ndarray:
+    """Noisy gradients with a moving bright square, uint8 (2, 3, 32, 32, 3)."""
+    base = rng.integers(0, 256, size=(2, 1, 1, 1, 3))
+    ramp = np.linspace(0, 60, 32)[None, None, :, None, None]
+    out = np.clip(base + ramp + rng.normal(0, 8, size=(2, 3, 32, 32, 3)), 0, 255)
+    x = rng.integers(0, 24)
+    for t in range(3):
+        out[:, t, 8:16, x + t : x + t + 8] = 255
+    return out.astype(np.uint8)
+
+
+def config(**overrides: Any) -> AETrainConfig:
+    values: dict[str, Any] = dict(autoencoder=AE, lr=1e-3, warmup_steps=2, checkpoint_every=3)
+    values.update(latent_stats_batches=2, gan_weight=0.05, gan_start_step=2, disc_width=8)
+    values.update(overrides)
+    return AETrainConfig(**values)
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_tensors(folder / "model.safetensors")[0]
+
+
+def test_resume_after_kill_gives_identical_weights(tmp_path: Path) -> None:
+    cfg = config(stage="joint")
+    train_autoencoder(cfg, clips, tmp_path / "straight", steps=6, progress=False)
+
+    calls = {"n": 0}
+
+    def dying_clips(rng: np.random.Generator) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] == 5:  # killed during step 5, after the checkpoint at step 3
+            raise KeyboardInterrupt
+        return clips(rng)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_autoencoder(cfg, dying_clips, tmp_path / "resumed", steps=6, progress=False)
+    assert latest_checkpoint(tmp_path / "resumed" / "checkpoints").name == "step_00000003"
+    train_autoencoder(cfg, clips, tmp_path / "resumed", steps=6, progress=False)
+
+    a, b = weights(tmp_path / "straight" / "model"), weights(tmp_path / "resumed" / "model")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert read_json(tmp_path / "straight" / "model" / "config.json") == read_json(
+        tmp_path / "resumed" / "model" / "config.json"
+    )
+
+
+def test_latent_stats_are_stored_and_normalise(tmp_path: Path) -> None:
+    model = train_autoencoder(config(gan_weight=0.0), clips, tmp_path, steps=2, progress=False)
+    saved = read_json(tmp_path / "model" / "config.json")
+    assert len(saved["latent_shift"]) == 8 and len(saved["latent_scale"]) == 8
+    assert (tmp_path / "train_config.json").is_file()
+    loaded = DCAutoencoder.from_pretrained(tmp_path / "model")
+    x = torch.from_numpy(clips(np.random.default_rng(5))).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+    with torch.no_grad():
+        z = loaded.encode(x)
+    assert abs(z.mean().item()) < 0.5 and 0.5 < z.std().item() < 2.0
+    assert model.config == loaded.config
+
+
+def test_temporal_stage_trains_only_temporal_layers(tmp_path: Path) -> None:
+    train_autoencoder(config(gan_weight=0.0), clips, tmp_path / "s1", steps=2, progress=False)
+    cfg = config(stage="temporal", init_from=str(tmp_path / "s1" / "model"), gan_weight=0.0)
+    model = train_autoencoder(cfg, clips, tmp_path / "s2", steps=2, progress=False)
+    assert model.config.temporal
+    before, after = weights(tmp_path / "s1" / "model"), weights(tmp_path / "s2" / "model")
+    assert all(torch.equal(before[k], after[k]) for k in before)  # spatial weights frozen
+    temporal = [k for k in after if ".temporal." in f".{k}"]
+    assert temporal and any(after[k].abs().sum() > 0 for k in temporal if k.endswith("out.weight"))
+
+
+def test_bad_clip_batches_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        train_autoencoder(
+            config(), lambda rng: np.zeros((1, 1, 32, 32, 3)), tmp_path, steps=1, progress=False
+        )
+    with pytest.raises(ValueError, match=r"\(B, T, 32, 32, 3\)"):
+        train_autoencoder(
+            config(), lambda rng: np.zeros((1, 1, 16, 32, 3), np.uint8), tmp_path, steps=1, progress=False
+        )
