@@ -38,7 +38,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--dialogue-fraction", type=float, default=0.5)
     synth.add_argument("--clips-per-shard", type=int, default=16)
+
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="train_command", required=True)
+    ae = train.add_parser("ae", help="train the deep-compression autoencoder on a dataset")
+    ae.add_argument("--preset", default="tiny", help="autoencoder preset: tiny, small_f32, small_f64")
+    ae.add_argument("--data", required=True, help="dataset folder written by `avatarlm data synth`")
+    ae.add_argument(
+        "--out", required=True, help="run folder (checkpoints; a rerun resumes; model in OUT/model)"
+    )
+    ae.add_argument("--steps", type=int, required=True, help="total optimiser steps")
+    ae.add_argument("--stage", default="spatial", choices=["spatial", "temporal", "joint"])
+    ae.add_argument("--init-from", default=None, help="model folder of the previous stage")
+    ae.add_argument("--batch", type=int, default=16, help="clips per step")
+    ae.add_argument("--window", type=int, default=1, help="frames per clip (temporal stages: e.g. 4)")
+    ae.add_argument("--max-clips", type=int, default=None, help="load at most this many clips (memory)")
+    ae.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     return p
+
+
+def _overrides(pairs: list[str]) -> dict[str, object]:
+    import json
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _train_ae(args: argparse.Namespace) -> None:
+    from avatarlm.config import AETrainConfig
+    from avatarlm.data.frame_sampler import FrameSampler
+    from avatarlm.trainer.ae import train_autoencoder
+
+    if args.batch < 1 or args.steps < 1:
+        raise ValueError(f"--batch and --steps must be at least 1, got {args.batch} and {args.steps}")
+    cfg = AETrainConfig.preset(
+        args.preset, stage=args.stage, init_from=args.init_from, **_overrides(args.set)
+    )
+    sampler = FrameSampler(
+        args.data, "train", window=args.window, max_clips=args.max_clips, show_progress=True
+    )
+    want = (cfg.autoencoder.image_height, cfg.autoencoder.image_width, 3)
+    if sampler.frame_shape != want:
+        raise ValueError(f"dataset frames are {sampler.frame_shape}, the {args.preset} preset needs {want}")
+    print(f"training on {len(sampler.clips)} clips, {sampler.n_frames} frames")
+    train_autoencoder(cfg, lambda rng: sampler(rng, args.batch), args.out, args.steps)
+    print(f"wrote {args.out}/model")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             index = synthesize_dataset(cfg)
             clips = sum(len(s["samples"]) for s in index["shards"])
             print(f"wrote {clips} clips in {len(index['shards'])} shards to {args.out}")
+        elif args.command == "train" and args.train_command == "ae":
+            _train_ae(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"avatarlm: error: {e}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ VOWELS = set("aeiouæɑɒɔəɚɛɜɝɪʊʌ")
 
 @pytest.fixture(scope="module")
 def utt():
-    return piper_voice.synthesize_piper(TEXT)
+    return piper_voice.synthesize_piper(TEXT, noise_scale=0.0, noise_w_scale=0.0)  # as the data world uses it
 
 
 def test_model_files_come_from_the_installed_package():
@@ -51,9 +51,9 @@ def test_vowels_are_louder_than_pauses(utt):
     pauses = [p for p in utt.phonemes if p.symbol == PAUSE]
     assert pauses, "expected pauses at the edges and the commas"
     assert mean_energy(vowels) > mean_energy(pauses) + 30.0
-    # Every vowel's midpoint sits in loud audio, not in a gap (a 100 ms misalignment already breaks this).
+    # Vowel midpoints sit in loud audio, not in a gap (shifting the timings by 100 ms drops this to ~0.77).
     vowel_db = np.array([energy[frame((p.start + p.end) / 2)] for p in vowels])
-    assert np.mean(vowel_db > energy.max() - 30.0) > 0.95
+    assert np.mean(vowel_db > energy.max() - 30.0) > 0.9
 
 
 def test_length_scale_changes_speaking_rate():

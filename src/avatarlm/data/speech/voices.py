@@ -77,7 +77,9 @@ def speak(voice: Voice, text: str) -> Utterance:
     if voice.engine == "piper":
         from avatarlm.data.speech.piper_voice import synthesize_piper
 
-        return synthesize_piper(text, length_scale=1.0 / voice.rate)
+        # Piper's sampling noise comes from unseeded ONNX random nodes; without it the voice is
+        # deterministic, so the same clip spec always gives the same audio.
+        return synthesize_piper(text, length_scale=1.0 / voice.rate, noise_scale=0.0, noise_w_scale=0.0)
     if voice.engine == "kokoro":
         from avatarlm.data.speech.kokoro_voice import synthesize_kokoro
 

@@ -1,0 +1,149 @@
+"""Autoencoder training loop: stages spatial / temporal / joint, checkpoints and resume, latent stats."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..autoencoder.loss import AutoencoderLoss
+from ..autoencoder.model import DCAutoencoder
+from ..config import AETrainConfig
+from ..io import atomic_write_json
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+ClipSampler = Callable[[np.random.Generator], np.ndarray]
+
+
+def clips_to_tensor(batch: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> float (B, T, 3, H, W) in [-1, 1], with a clear error on bad input."""
+    if not isinstance(batch, np.ndarray) or batch.dtype != np.uint8:
+        got = f"{type(batch).__name__} {getattr(batch, 'dtype', '')}"
+        raise ValueError(f"clips(rng) must return a uint8 numpy array, got {got}")
+    if batch.ndim != 5 or batch.shape[-1] != 3 or batch.shape[2:4] != (height, width):
+        raise ValueError(f"clips(rng) must return shape (B, T, {height}, {width}, 3), got {batch.shape}")
+    return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
+
+
+def build_model(cfg: AETrainConfig) -> DCAutoencoder:
+    """The model a run trains: from ``init_from`` when given (adding temporal layers for stages 2-3),
+    else freshly initialised from ``cfg.autoencoder``."""
+    temporal = cfg.stage != "spatial"
+    if cfg.init_from:
+        return DCAutoencoder.from_pretrained(cfg.init_from, temporal=temporal)
+    return DCAutoencoder(cfg.autoencoder.replace(temporal=temporal))
+
+
+def trainable_parameters(model: DCAutoencoder, stage: str) -> list[torch.nn.Parameter]:
+    """Stage 2 ("temporal") trains only the temporal layers; the others train everything."""
+    params = model.temporal_parameters() if stage == "temporal" else list(model.parameters())
+    keep = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+    if not params:
+        raise ValueError(f"stage {stage!r} has no parameters to train (temporal layers disabled?)")
+    return params
+
+
+@torch.no_grad()
+def estimate_latent_stats(
+    model: DCAutoencoder, clips: ClipSampler, rng: np.random.Generator, batches: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of raw latents over ``batches`` sampled clips."""
+    c = model.config
+    zs = []
+    for _ in range(batches):
+        x = clips_to_tensor(clips(rng), c.image_height, c.image_width)
+        zs.append(model.encode_raw(x).transpose(0, 2).reshape(c.latent_channels, -1))
+    z = torch.cat(zs, dim=1)
+    return z.mean(dim=1), z.std(dim=1).clamp_min(1e-6)
+
+
+def train_autoencoder(
+    cfg: AETrainConfig,
+    clips: ClipSampler,
+    out_dir: str | os.PathLike[str],
+    steps: int,
+    progress: bool = True,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> DCAutoencoder:
+    """Train until ``steps`` total steps, resuming from ``out_dir/checkpoints`` when present.
+
+    ``clips(rng)`` returns a uint8 batch (B, T, H, W, 3). Writes checkpoints every
+    ``cfg.checkpoint_every`` steps and at the end, then the model folder ``out_dir/model`` with latent
+    normalisation estimated from ``cfg.latent_stats_batches`` batches. Returns the trained model.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = build_model(cfg)
+    params = trainable_parameters(model, cfg.stage)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    loss_fn = AutoencoderLoss(
+        cfg.l1_weight,
+        cfg.ssim_weight,
+        cfg.temporal_weight,
+        cfg.gan_weight,
+        cfg.gan_start_step,
+        cfg.disc_width,
+    )
+    modules: dict[str, torch.nn.Module] = {"model": model}
+    optimizers: dict[str, torch.optim.Optimizer] = {"model": opt}
+    disc_opt = None
+    if loss_fn.discriminator is not None:
+        disc_opt = torch.optim.AdamW(loss_fn.discriminator.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
+        modules["discriminator"] = loss_fn.discriminator
+        optimizers["discriminator"] = disc_opt
+
+    step = 0
+    found = latest_checkpoint(ckpt_dir)
+    if found is not None:
+        step, _ = load_checkpoint(found, modules, optimizers, rng)
+    atomic_write_json(out / "train_config.json", cfg.to_dict())
+
+    c = model.config
+    model.train()
+    bar = tqdm(total=steps, initial=min(step, steps), disable=not progress, desc=f"ae/{cfg.stage}")
+    while step < steps:
+        x = clips_to_tensor(clips(rng), c.image_height, c.image_width)
+        if cfg.stage == "spatial":
+            x = x.reshape(-1, 1, *x.shape[2:])
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+        recon = model.reconstruct(x)
+        loss, parts = loss_fn(recon, x, step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        if disc_opt is not None and loss_fn.gan_active(step):
+            d_loss = loss_fn.discriminator_loss(recon, x)
+            disc_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            disc_opt.step()
+            parts["gan_d"] = float(d_loss.detach())
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{parts['loss']:.4f}", l1=f"{parts['l1']:.4f}")
+        if on_step is not None:
+            on_step(step, parts)
+        if step % cfg.checkpoint_every == 0 or step == steps:
+            save_checkpoint(
+                ckpt_dir, step, modules, optimizers, rng, {"stage": cfg.stage}, cfg.keep_checkpoints
+            )
+    bar.close()
+
+    model.eval()
+    stats_rng = np.random.default_rng(cfg.seed + 1)
+    shift, scale = estimate_latent_stats(model, clips, stats_rng, cfg.latent_stats_batches)
+    model.set_latent_stats(shift, scale)
+    model.save_pretrained(out / "model")
+    return model
