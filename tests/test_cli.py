@@ -44,3 +44,38 @@ def test_console_entry_point_runs_synth(tmp_path):
     assert "wrote 1 clips" in done.stdout and (out / "index.json").exists()
     bad = subprocess.run([*cmd[:3], "demo", "--language", "xx"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown language 'xx'" in bad.stderr
+
+
+def test_train_ae_refuses_a_dataset_of_the_wrong_size(tiny_dataset, tmp_path, capsys):
+    code = main(
+        [
+            "train",
+            "ae",
+            "--preset",
+            "tiny",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(tmp_path / "r"),
+            "--steps",
+            "1",
+        ]
+    )
+    assert code == 2 and "the tiny preset needs (128, 128, 3)" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_ae_encode_and_eval_commands(tiny_dataset, tmp_path, capsys):
+    from ae_helpers import small_config
+    from avatarlm.autoencoder.model import DCAutoencoder
+
+    DCAutoencoder(small_config(image_height=64, image_width=64)).save_pretrained(tmp_path / "ae")
+    assert main(["ae", "encode", "--data", str(tiny_dataset), "--model", str(tmp_path / "ae")]) == 0
+    assert (tiny_dataset / "latents" / "ae").is_dir()
+    assert (
+        main(["ae", "eval", "--data", str(tiny_dataset), "--model", str(tmp_path / "ae"), "--clips", "1"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "mouth_psnr" in out and "flicker" in out
+    assert main(["ae", "eval", "--data", str(tiny_dataset), "--model", str(tmp_path / "missing")]) == 2

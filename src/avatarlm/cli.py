@@ -53,7 +53,40 @@ def build_parser() -> argparse.ArgumentParser:
     ae.add_argument("--window", type=int, default=1, help="frames per clip (temporal stages: e.g. 4)")
     ae.add_argument("--max-clips", type=int, default=None, help="load at most this many clips (memory)")
     ae.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+
+    aecmd = sub.add_parser("ae", help="use a trained autoencoder").add_subparsers(
+        dest="ae_command", required=True
+    )
+    enc = aecmd.add_parser("encode", help="cache the latents of every clip of a dataset")
+    enc.add_argument("--data", required=True, help="dataset folder")
+    enc.add_argument("--model", required=True, help="autoencoder folder (config.json + model.safetensors)")
+    enc.add_argument("--tag", default=None, help="name of the latent set (default: the model folder's name)")
+    ev = aecmd.add_parser("eval", help="reconstruction quality on held-out clips")
+    ev.add_argument("--data", required=True, help="dataset folder")
+    ev.add_argument("--model", required=True, help="autoencoder folder")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--clips", type=int, default=8)
     return p
+
+
+def _ae_command(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from avatarlm.autoencoder.model import DCAutoencoder
+
+    model = DCAutoencoder.from_pretrained(args.model)
+    if args.ae_command == "encode":
+        from avatarlm.autoencoder.latent_cache import encode_dataset
+
+        tag = args.tag or Path(args.model).resolve().name
+        written = encode_dataset(model, args.data, tag)
+        print(f"encoded {written} shards into {Path(args.data) / 'latents' / tag}")
+    else:
+        from avatarlm.eval.ae_quality import evaluate_autoencoder
+
+        quality = evaluate_autoencoder(model, args.data, args.split, args.clips)
+        for key, value in quality.as_dict().items():
+            print(f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value}")
 
 
 def _overrides(pairs: list[str]) -> dict[str, object]:
@@ -122,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {clips} clips in {len(index['shards'])} shards to {args.out}")
         elif args.command == "train" and args.train_command == "ae":
             _train_ae(args)
+        elif args.command == "ae":
+            _ae_command(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"avatarlm: error: {e}", file=sys.stderr)
         return 2

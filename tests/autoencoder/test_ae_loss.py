@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from ae_helpers import shapes_batch, small_config, to_frames
 
+from ae_helpers import shapes_batch, small_config, to_frames
 from avatarlm.autoencoder import AutoencoderLoss, DCAutoencoder, PatchDiscriminator, ssim
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
-from ae_helpers import small_config
 
+from ae_helpers import small_config
 from avatarlm.autoencoder import DCAutoencoder
 from avatarlm.config import AETrainConfig, AutoencoderConfig, config_from_dict
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from ae_helpers import randomize_temporal, shapes_batch, small_config, to_frames
 
+from ae_helpers import randomize_temporal, shapes_batch, small_config, to_frames
 from avatarlm.autoencoder import DCAutoencoder
 
 N_FRAMES = 7  # longer than temporal_window=3 and kernel=3, so the cache has to roll

@@ -1,0 +1,73 @@
+"""`avatarlm ae encode`: encode every clip of a dataset once and store its latents, so AR training never
+runs the encoder (like MAR's cache step).
+
+Layout: DATA/latents/<tag>/<split>/shard-NNNNN.safetensors, one file per frame shard, holding one tensor
+per clip key (T, C, h, w) in fp16 (normalised latents are O(1), so fp16 loses nothing that matters) and
+metadata naming the model. Each file is written atomically; a rerun skips finished shards.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+from tqdm import tqdm
+
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.data.shards import read_index, read_shard
+
+
+def latent_path(data: str | Path, tag: str, shard: str) -> Path:
+    return Path(data) / "latents" / tag / Path(shard).with_suffix(".safetensors")
+
+
+@torch.inference_mode()
+def encode_frames(model: DCAutoencoder, frames: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> normalised latents (T, C, h, w), streaming through the temporal encoder."""
+    cache = model.new_cache()
+    out = []
+    for i in range(0, len(frames), chunk):
+        x = torch.from_numpy(frames[i : i + chunk]).permute(0, 3, 1, 2).float().div(127.5).sub(1)[None]
+        out.append(model.encode(x, cache)[0])
+    return torch.cat(out).numpy()
+
+
+def encode_dataset(model: DCAutoencoder, data: str | Path, tag: str, show_progress: bool = True) -> int:
+    """Encode every shard of the dataset that has no latents yet. Returns the number of shards written."""
+    model.eval()
+    cfg = model.config
+    shards = read_index(data)["shards"]
+    written = 0
+    for shard in tqdm(shards, desc=f"encode latents ({tag})", disable=not show_progress):
+        path = latent_path(data, tag, shard["path"])
+        if path.exists():
+            continue
+        latents: dict[str, np.ndarray] = {}
+        for sample in read_shard(Path(data) / shard["path"]):
+            if sample.frames.shape[1:3] != (cfg.image_height, cfg.image_width):
+                raise ValueError(
+                    f"clip {sample.key} has {sample.frames.shape[2]}x{sample.frames.shape[1]} frames; the "
+                    f"autoencoder takes {cfg.image_width}x{cfg.image_height}"
+                )
+            latents[sample.key] = encode_frames(model, sample.frames).astype(np.float16)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(latents, str(tmp), metadata={"autoencoder": json.dumps(cfg.to_dict())})
+        tmp.replace(path)
+        written += 1
+    return written
+
+
+def load_latents(data: str | Path, tag: str, split: str | None = None) -> dict[str, np.ndarray]:
+    """clip key -> fp32 latents (T, C, h, w) for every shard of `split` (or all)."""
+    out: dict[str, np.ndarray] = {}
+    for shard in read_index(data)["shards"]:
+        if split is None or shard["split"] == split:
+            path = latent_path(data, tag, shard["path"])
+            if not path.exists():
+                raise FileNotFoundError(f"no latents for {shard['path']}: run `avatarlm ae encode` first")
+            out.update({k: v.astype(np.float32) for k, v in load_file(str(path)).items()})
+    return out

@@ -1,0 +1,1 @@
+"""Evaluation: pixel metrics, probes that read ground truth back from pixels, reports."""

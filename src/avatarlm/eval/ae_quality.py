@@ -1,0 +1,106 @@
+"""How well an autoencoder reconstructs held-out talking-avatar clips: whole-frame and mouth-region PSNR,
+SSIM, whether the mouth-open label can still be read from the pixels, and flicker when streaming."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatarlm.autoencoder.loss import ssim
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.data.face import FACE_STATE_FIELDS, FaceState
+from avatarlm.data.identity import Identity
+from avatarlm.data.render import Renderer
+from avatarlm.data.shards import iter_samples
+from avatarlm.eval.image_metrics import dark_area, flicker, psnr, spearman
+
+MOUTH_OPEN = FACE_STATE_FIELDS.index("mouth_open")
+
+
+@dataclass
+class AEQuality:
+    clips: int
+    frames: int
+    psnr: float
+    mouth_psnr: float
+    ssim: float
+    flicker: float
+    flicker_truth: float  # mean |truth_t - truth_{t-1}|, for scale
+    mouth_probe_truth: float  # Spearman(mouth_open label, dark mouth area) on the true frames
+    mouth_probe_recon: float  # the same on reconstructions
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float (1, T, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1).unsqueeze(0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float (1, T, 3, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
+    return x[0].permute(0, 2, 3, 1).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+@torch.inference_mode()
+def reconstruct_clip(model: DCAutoencoder, frames: np.ndarray, streaming: bool) -> np.ndarray:
+    """Encode and decode a clip; streaming=True goes frame by frame through the temporal caches,
+    streaming=False treats every frame as an independent image."""
+    x = to_tensor(frames)
+    if not streaming:
+        return to_uint8(model.decode(model.encode(x.transpose(0, 1))).transpose(0, 1))
+    cache = model.new_cache()
+    out = [model.decode_step(model.encode_step(x[:, t], cache), cache) for t in range(x.shape[1])]
+    return to_uint8(torch.stack(out, dim=1))
+
+
+def evaluate_autoencoder(
+    model: DCAutoencoder,
+    data: str | Path,
+    split: str = "test",
+    max_clips: int = 8,
+    window: int = 32,
+    streaming: bool = True,
+) -> AEQuality:
+    """Metrics over the first `window` frames of up to `max_clips` clips of `split`."""
+    model.eval()
+    ps, mps, ss, fl, flt, labels, dark_t, dark_r = [], [], [], [], [], [], [], []
+    n_clips = 0
+    for sample in iter_samples(data, split):
+        frames = sample.frames[:window]
+        spec = sample.meta["spec"]
+        renderer = Renderer(Identity.from_seed(spec["identity_seed"]), spec["height"], spec["width"])
+        recon = reconstruct_clip(model, frames, streaming)
+        for t in range(len(frames)):
+            state = FaceState.from_vector(sample.truth["face"][t])
+            x0, y0, x1, y1 = renderer.mouth_box(state)
+            pad = 4
+            y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
+            mps.append(psnr(recon[t, y0 : y1 + pad, x0 : x1 + pad], frames[t, y0 : y1 + pad, x0 : x1 + pad]))
+            labels.append(state.mouth_open)
+            dark_t.append(dark_area(frames[t], renderer.mouth_box(state)))
+            dark_r.append(dark_area(recon[t], renderer.mouth_box(state)))
+            ps.append(psnr(recon[t], frames[t]))
+        ss.append(float(ssim(to_tensor(recon)[0], to_tensor(frames)[0])))
+        fl.append(flicker(recon, frames))
+        flt.append(float(np.mean(np.abs(np.diff(frames.astype(np.float64), axis=0)))))
+        n_clips += 1
+        if n_clips >= max_clips:
+            break
+    if not n_clips:
+        raise ValueError(f"no clips in split {split!r} of {data}")
+    return AEQuality(
+        clips=n_clips,
+        frames=len(ps),
+        psnr=float(np.mean(ps)),
+        mouth_psnr=float(np.mean(mps)),
+        ssim=float(np.mean(ss)),
+        flicker=float(np.mean(fl)),
+        flicker_truth=float(np.mean(flt)),
+        mouth_probe_truth=spearman(np.array(labels), np.array(dark_t)),
+        mouth_probe_recon=spearman(np.array(labels), np.array(dark_r)),
+    )

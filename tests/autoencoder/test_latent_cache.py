@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from ae_helpers import randomize_temporal, small_config
+from avatarlm.autoencoder.latent_cache import encode_dataset, encode_frames, latent_path, load_latents
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.data.shards import iter_samples, read_index
+
+
+def test_cached_latents_equal_streaming_encode_and_rerun_skips(tiny_dataset):
+    model = DCAutoencoder(small_config(image_height=64, image_width=64, temporal=True))
+    randomize_temporal(model)
+    assert encode_dataset(model, tiny_dataset, "t", show_progress=False) == len(
+        read_index(tiny_dataset)["shards"]
+    )
+    latents = load_latents(tiny_dataset, "t", "train")
+    sample = next(iter_samples(tiny_dataset, "train"))
+    want = encode_frames(model, sample.frames, chunk=5)  # chunking does not matter: the encoder is causal
+    assert latents[sample.key].shape == (len(sample.frames), *model.latent_shape)
+    np.testing.assert_allclose(latents[sample.key], want, rtol=1e-2, atol=1e-2)  # stored as fp16
+    assert encode_dataset(model, tiny_dataset, "t", show_progress=False) == 0
+
+
+def test_missing_latents_and_wrong_size(tiny_dataset):
+    with pytest.raises(FileNotFoundError, match="ae encode"):
+        load_latents(tiny_dataset, "never-encoded")
+    model = DCAutoencoder(small_config())  # 32x32: does not fit 64x64 frames
+    with pytest.raises(ValueError, match="autoencoder takes 32x32"):
+        encode_dataset(model, tiny_dataset, "wrong", show_progress=False)
+    first = read_index(tiny_dataset)["shards"][0]["path"]
+    assert not latent_path(tiny_dataset, "wrong", first).exists()
