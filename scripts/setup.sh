@@ -23,7 +23,6 @@ stamp=.venv/.avatarlm-installed
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setting up .venv (first time: a few minutes)"
-  .venv/bin/python -m pip install --quiet --upgrade pip
   # torch first and pinned, so nothing below can pull a multi-GB CUDA build.
   if [ -n "${TORCH_INDEX_URL:-}" ]; then
     .venv/bin/pip install --quiet --index-url "$TORCH_INDEX_URL" torch==2.13.0
