@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from avatarlm.conditions.mel import mel_filterbank as shared_mel_filterbank
 from avatarlm.data.speech.utterance import SAMPLE_RATE, Phoneme, Utterance
 
 HOP = 160  # 10 ms at 16 kHz
@@ -17,28 +18,10 @@ N_FFT = 512
 N_MELS = 40
 FRAME_S = HOP / SAMPLE_RATE
 
-_MEL_CACHE: dict[tuple[int, int, int], np.ndarray] = {}
-
-
-def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-
 
 def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Triangular mel filters, shape (n_mels, n_fft // 2 + 1), 20 Hz to Nyquist."""
-    key = (n_mels, n_fft, sample_rate)
-    if key not in _MEL_CACHE:
-        edges = _mel_to_hz(np.linspace(_hz_to_mel(20.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
-        freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-        lower, center, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-        rising = (freqs[None] - lower) / (center - lower)
-        falling = (upper - freqs[None]) / (upper - center)
-        _MEL_CACHE[key] = np.maximum(0.0, np.minimum(rising, falling))
-    return _MEL_CACHE[key]
+    """Triangular mel filters, shape (n_mels, n_fft // 2 + 1), 20 Hz to Nyquist (alignment defaults)."""
+    return shared_mel_filterbank(n_mels, n_fft, sample_rate)
 
 
 def power_spectrogram(audio: np.ndarray) -> np.ndarray:
