@@ -5,23 +5,13 @@ import numpy as np
 import pytest
 import torch
 
+from ae_helpers import small_config
 from avatarlm.autoencoder import DCAutoencoder
-from avatarlm.config import AETrainConfig, AutoencoderConfig
+from avatarlm.config import AETrainConfig
 from avatarlm.io import load_tensors, read_json
 from avatarlm.trainer import latest_checkpoint, train_autoencoder
 
-AE = AutoencoderConfig(
-    image_height=32,
-    image_width=32,
-    latent_channels=8,
-    widths=(8, 16, 32),
-    encoder_depths=(1, 1, 1),
-    decoder_depths=(1, 1, 1),
-    attention_head_dim=8,
-    temporal_levels=3,
-    temporal_attention_levels=1,
-    temporal_window=2,
-)
+AE = small_config(temporal_attention_levels=1, temporal_window=2)
 
 
 def clips(rng: np.random.Generator) -> np.ndarray:

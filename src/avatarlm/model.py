@@ -1,0 +1,302 @@
+"""The autoregressive video model: backbone over condition and latent tokens, flow head per next frame.
+
+Training is teacher forcing over a whole clip (:meth:`ARModel.loss`); generation appends one frame at a
+time to the backbone's key/value cache (:meth:`ARModel.start`, :meth:`ARModel.step`). The token layout is
+:mod:`avatarlm.sequence`; conditions come in already encoded to the backbone width, so this module does
+not depend on the condition encoders.
+
+Conditions: ``cond(j)`` drives frame j. Chunk c's condition group holds ``cond(c*n+1 .. c*n+n)``. Frames
+whose condition is not given (only ever the last ones, whose hidden states predict nothing) get zeros.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from avatarlm.backbone import Backbone, BackboneConfig, KVCache
+from avatarlm.conditions.config import ConditionConfig
+from avatarlm.config import ComponentConfig, register_config
+from avatarlm.head import HeadConfig, build_head
+from avatarlm.head.layers import TimestepEmbedding
+from avatarlm.sequence import SequenceLayout, build_layout, frame_causal_mask
+
+_HISTORY_STREAM = 0  # generator stream of the history noise
+_HEAD_STREAM = 1  # generator stream of the head's sampling noise when no generator is passed
+
+
+@register_config
+@dataclass
+class ARConfig(ComponentConfig):
+    """The whole autoregressive model: nested backbone, head and condition configs plus the sequence facts.
+
+    ``latent_channels`` (C) and ``tokens_per_frame`` (T) are the autoencoder's; ``chunk_size`` is n.
+    History latents are corrupted with sigma ~ U[0, sigma_max] per frame in training; at inference every
+    history frame but the reference gets ``sigma_inf`` = 0.05: small enough to keep detail, non-zero so
+    the model sees the same kind of input as in training. ``noise_injection=False`` is the ablation
+    without any history noise (sigma = 0 in training and at inference).
+    """
+
+    kind: ClassVar[str] = "ar_model"
+    _presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # Tiny autoencoder (4x4x32 = 16 tokens), 256-wide backbone, n = 1.
+        "tiny": dict(
+            backbone=BackboneConfig.preset("tiny").to_dict(),
+            head=HeadConfig.preset("tiny").to_dict(),
+            conditions=ConditionConfig.preset("tiny").to_dict(),
+            latent_channels=32,
+            tokens_per_frame=16,
+        ),
+    }
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    conditions: ConditionConfig = field(default_factory=ConditionConfig)
+    latent_channels: int = 32
+    tokens_per_frame: int = 16
+    chunk_size: int = 1
+    sigma_max: float = 0.3
+    sigma_inf: float = 0.05
+    noise_injection: bool = True
+    sigma_frequency_dim: int = 64
+
+    @property
+    def hidden_size(self) -> int:
+        return self.backbone.hidden_size
+
+    @property
+    def cond_tokens_per_frame(self) -> int:
+        return self.conditions.tokens_per_frame
+
+    @property
+    def inference_sigma(self) -> float:
+        """Noise level of history frames at inference (0 without noise injection)."""
+        return self.sigma_inf if self.noise_injection else 0.0
+
+    def validate(self) -> None:
+        for name in ("latent_channels", "tokens_per_frame", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        d = self.backbone.hidden_size
+        if self.head.cond_dim != d or self.conditions.d_model != d:
+            raise ValueError(
+                f"head.cond_dim={self.head.cond_dim} and conditions.d_model={self.conditions.d_model} "
+                f"must equal backbone.hidden_size={d}"
+            )
+        if self.head.in_channels != self.latent_channels:
+            raise ValueError(
+                f"head.in_channels={self.head.in_channels} must equal latent_channels={self.latent_channels}"
+            )
+        if self.head.tokens_per_frame != self.tokens_per_frame:
+            raise ValueError(
+                f"head.tokens_per_frame={self.head.tokens_per_frame} must equal "
+                f"tokens_per_frame={self.tokens_per_frame}"
+            )
+        if not 0.0 <= self.sigma_max < 1.0:
+            raise ValueError(f"sigma_max must be in [0, 1), got {self.sigma_max}")
+        if not 0.0 <= self.sigma_inf <= self.sigma_max:
+            raise ValueError(f"sigma_inf must be in [0, sigma_max={self.sigma_max}], got {self.sigma_inf}")
+        if self.sigma_frequency_dim < 2 or self.sigma_frequency_dim % 2:
+            raise ValueError(f"sigma_frequency_dim must be even and >= 2, got {self.sigma_frequency_dim}")
+
+
+@dataclass
+class GenerationState:
+    """One generation run: the cache, the frame the next step appends (``frame`` = k, latent ``latent``,
+    clean) and the hidden states at the last appended frame's tokens (``hidden``, (B, T, D))."""
+
+    cache: KVCache
+    seed: int
+    frame: int
+    latent: torch.Tensor
+    hidden: torch.Tensor | None = None
+    num_groups: int = 0
+
+
+def frame_generator(
+    seed: int, frame: int, stream: int, device: torch.device | str = "cpu"
+) -> torch.Generator:
+    """A generator seeded by (seed, frame index, stream), so streaming and offline runs draw alike."""
+    if seed < 0 or frame < 0:
+        raise ValueError(f"seed and frame must be >= 0, got seed={seed}, frame={frame}")
+    digest = hashlib.blake2b(f"{seed}:{frame}:{stream}".encode(), digest_size=8).digest()
+    g = torch.Generator(device=device)
+    g.manual_seed(int.from_bytes(digest, "little") >> 1)  # the CPU generator uses only the low 32 bits
+    return g
+
+
+class ARModel(nn.Module):
+    """Latents (B, F, T, C) and encoded conditions (B, F or F-1, k, D) in, head loss or next frames out."""
+
+    def __init__(self, config: ARConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.hidden_size
+        self.backbone = Backbone(config.backbone)
+        self.head = build_head(config.head)
+        self.latent_proj = nn.Linear(config.latent_channels, d)
+        self.slot_embedding = nn.Parameter(0.02 * torch.randn(config.tokens_per_frame, d))
+        self.sigma_embedding = TimestepEmbedding(d, config.sigma_frequency_dim)
+        nn.init.zeros_(self.sigma_embedding.fc2.weight)  # starts as a constant; learns the noise level
+        nn.init.zeros_(self.sigma_embedding.fc2.bias)
+
+    # -- building blocks -----------------------------------------------------------------------------
+    def layout(self, num_frames: int) -> SequenceLayout:
+        cfg = self.config
+        return build_layout(num_frames, cfg.chunk_size, cfg.tokens_per_frame, cfg.cond_tokens_per_frame)
+
+    def embed_latents(self, latents: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+        """(B, F, T, C) latents at noise levels (B, F) -> (B, F, T, D) tokens."""
+        b, f = latents.shape[:2]
+        sig = self.sigma_embedding(sigmas.reshape(-1)).view(b, f, 1, -1)
+        return self.latent_proj(latents) + self.slot_embedding + sig
+
+    def corrupt_history(
+        self, latents: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training noise: ``(1 - s) x + s eps`` with s ~ U[0, sigma_max] per frame, s = 0 for frame 0 and
+        everywhere without noise injection. Returns (history (B, F, T, C), sigmas (B, F))."""
+        b, f = latents.shape[:2]
+        dev = latents.device
+        u = torch.rand(b, f, generator=generator, device=dev, dtype=latents.dtype)
+        eps = torch.randn(latents.shape, generator=generator, device=dev, dtype=latents.dtype)
+        scale = self.config.sigma_max if self.config.noise_injection else 0.0
+        sigmas = u * scale
+        sigmas[:, 0] = 0.0
+        s = sigmas[:, :, None, None]
+        return (1.0 - s) * latents + s * eps, sigmas
+
+    def history_latent(self, latent: torch.Tensor, frame: int, seed: int) -> tuple[torch.Tensor, float]:
+        """Inference noise of history frame ``frame`` (B, T, C): sigma_inf with eps from (seed, frame);
+        the reference frame 0 stays clean. Returns (noised latent, sigma)."""
+        sigma = 0.0 if frame == 0 else self.config.inference_sigma
+        if sigma == 0.0:
+            return latent, 0.0
+        g = frame_generator(seed, frame, _HISTORY_STREAM, latent.device)
+        eps = torch.randn(latent.shape, generator=g, device=latent.device, dtype=latent.dtype)
+        return (1.0 - sigma) * latent + sigma * eps, sigma
+
+    def _check_cond(self, cond: torch.Tensor, name: str = "cond_tokens") -> None:
+        k, d = self.config.cond_tokens_per_frame, self.config.hidden_size
+        if cond.dim() != 4 or cond.shape[2:] != (k, d):
+            raise ValueError(f"{name} must be (B, frames, {k}, {d}), got {tuple(cond.shape)}")
+
+    def hidden_states(
+        self, history: torch.Tensor, sigmas: torch.Tensor, cond: torch.Tensor
+    ) -> tuple[torch.Tensor, SequenceLayout]:
+        """Full-sequence backbone pass over history frames f_0..f_{F-1} (B, F, T, C), already at noise
+        levels ``sigmas`` (B, F), with ``cond`` (B, J, k, D) where entry j-1 is cond(j), J >= F-1.
+        Returns hidden states (B, L, D) and the layout."""
+        cfg = self.config
+        b, f = history.shape[:2]
+        if history.dim() != 4 or history.shape[2:] != (cfg.tokens_per_frame, cfg.latent_channels):
+            raise ValueError(
+                f"latents must be (B, F, {cfg.tokens_per_frame}, {cfg.latent_channels}), "
+                f"got {tuple(history.shape)}"
+            )
+        self._check_cond(cond)
+        layout = self.layout(f)
+        j_max = int(layout.cond_frames.max()) if layout.cond_frames.numel() else 0
+        if cond.shape[0] != b or not f - 1 <= cond.shape[1] <= j_max:
+            raise ValueError(
+                f"cond must hold cond(1..J) with {f - 1} <= J <= {j_max} for {f} frames and batch {b}, "
+                f"got {tuple(cond.shape)}"
+            )
+        embeds = history.new_zeros(b, layout.length, cfg.hidden_size)
+        tokens = self.embed_latents(history, sigmas)
+        dev = embeds.device
+        rows = layout.latent_index.reshape(-1).to(dev)
+        embeds[:, rows] = tokens[:, layout.latent_frames.to(dev)].flatten(1, 2)
+        given = layout.cond_frames <= cond.shape[1]
+        if given.any():
+            rows = layout.cond_index[given].reshape(-1).to(dev)
+            embeds[:, rows] = cond[:, (layout.cond_frames[given] - 1).to(dev)].to(embeds.dtype).flatten(1, 2)
+        mask = layout.attention_mask(embeds.dtype).to(embeds.device)
+        hidden = self.backbone(embeds, layout.position_ids.to(embeds.device), mask)
+        return hidden, layout
+
+    # -- training ------------------------------------------------------------------------------------
+    def loss(
+        self, latents: torch.Tensor, cond_tokens: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Teacher-forcing head loss (a scalar) of clip latents (B, F, T, C), F >= 2, normalised.
+
+        ``cond_tokens`` (B, F, k, D) is indexed by frame (entry j = cond(j); entry 0 is unused: f_0 has no
+        condition); (B, F-1, k, D) holds cond(1..F-1). History frames are corrupted (see
+        :meth:`corrupt_history`); the hidden states at f_k condition the head on the clean f_{k+1}.
+        """
+        if latents.dim() != 4 or latents.shape[1] < 2:
+            raise ValueError(f"latents must be (B, F, T, C) with F >= 2, got {tuple(latents.shape)}")
+        f = latents.shape[1]
+        self._check_cond(cond_tokens)
+        if cond_tokens.shape[1] == f:
+            cond_tokens = cond_tokens[:, 1:]
+        elif cond_tokens.shape[1] != f - 1:
+            raise ValueError(f"cond_tokens must cover {f} or {f - 1} frames, got {tuple(cond_tokens.shape)}")
+        history, sigmas = self.corrupt_history(latents, generator)
+        hidden, layout = self.hidden_states(history, sigmas, cond_tokens)
+        source, targets = layout.prediction_index()
+        b, t = latents.shape[0], self.config.tokens_per_frame
+        cond = hidden[:, source.to(hidden.device)].reshape(-1, t, hidden.shape[-1])
+        target = latents[:, targets.to(latents.device)].reshape(b * targets.numel(), t, -1)
+        return self.head.loss(target, cond, generator=generator)
+
+    # -- generation ----------------------------------------------------------------------------------
+    def start(self, reference_latent: torch.Tensor, seed: int = 0) -> GenerationState:
+        """A new run from the reference frame f_0 (B, T, C); ``seed`` fixes the history noise."""
+        cfg = self.config
+        if cfg.chunk_size != 1:
+            raise NotImplementedError(
+                f"generation is implemented for chunk_size=1 only, this model has chunk_size={cfg.chunk_size}"
+            )
+        shape = (cfg.tokens_per_frame, cfg.latent_channels)
+        if reference_latent.dim() != 3 or reference_latent.shape[1:] != shape:
+            raise ValueError(
+                f"reference_latent must be (B, {shape[0]}, {shape[1]}), got {tuple(reference_latent.shape)}"
+            )
+        frame_generator(seed, 0, 0)  # validates the seed
+        return GenerationState(cache=self.backbone.new_cache(), seed=seed, frame=0, latent=reference_latent)
+
+    @torch.no_grad()
+    def step(
+        self, state: GenerationState, cond_tokens: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Append [cond(k+1)][f_k] (f_k at the inference noise level) and sample f_{k+1} (B, T, C).
+
+        ``cond_tokens`` (B, k, D) or (B, 1, k, D) is cond(k+1). Without ``generator`` the head's noise
+        comes from a generator seeded by (seed, k+1), so runs with the same seed agree.
+        """
+        cfg = self.config
+        if cond_tokens.dim() == 3:
+            cond_tokens = cond_tokens[:, None]
+        self._check_cond(cond_tokens)
+        b = state.latent.shape[0]
+        if cond_tokens.shape[:2] != (b, 1):
+            raise ValueError(
+                f"cond_tokens must be (B={b}, 1, k, D) for one frame, got {tuple(cond_tokens.shape)}"
+            )
+        k = state.frame
+        latent, sigma = self.history_latent(state.latent, k, state.seed)
+        sig = torch.full((b, 1), sigma, dtype=latent.dtype, device=latent.device)
+        lat_tokens = self.embed_latents(latent[:, None], sig)[:, 0]
+        kc, t = cfg.cond_tokens_per_frame, cfg.tokens_per_frame
+        embeds = torch.cat([cond_tokens[:, 0].to(lat_tokens.dtype), lat_tokens], dim=1)
+        past = state.cache.length
+        g = state.num_groups
+        new_groups = torch.tensor([g] * kc + [g + 1] * t, device=embeds.device)
+        key_groups = torch.cat([torch.full((past,), -1, device=embeds.device), new_groups])
+        mask = frame_causal_mask(new_groups, key_groups, dtype=embeds.dtype)
+        positions = torch.arange(past, past + kc + t, device=embeds.device)
+        hidden = self.backbone.step(embeds, positions, state.cache, mask)[:, kc:]
+        gen = (
+            generator
+            if generator is not None
+            else frame_generator(state.seed, k + 1, _HEAD_STREAM, hidden.device)
+        )
+        nxt = self.head.sample(hidden, generator=gen)
+        state.frame, state.latent, state.hidden, state.num_groups = k + 1, nxt, hidden, g + 2
+        return nxt

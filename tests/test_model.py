@@ -1,0 +1,165 @@
+import pytest
+import torch
+
+from avatarlm.backbone import BackboneConfig
+from avatarlm.conditions.config import ConditionConfig
+from avatarlm.config import config_from_dict
+from avatarlm.head import HeadConfig
+from avatarlm.model import ARConfig, ARModel
+
+C, T, D = 8, 4, 64
+
+
+def small_config(**overrides) -> ARConfig:
+    return ARConfig(
+        backbone=BackboneConfig(
+            hidden_size=D, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128
+        ),
+        head=HeadConfig(in_channels=C, tokens_per_frame=T, cond_dim=D, width=64, depth=2, loss_repeat=2),
+        conditions=ConditionConfig(d_model=D, modalities=("audio", "pose")),
+        latent_channels=C,
+        tokens_per_frame=T,
+        **overrides,
+    )
+
+
+def make_model(**overrides) -> ARModel:
+    torch.manual_seed(0)
+    return ARModel(small_config(**overrides))
+
+
+def toy_batch(b: int = 2, f: int = 4, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    k = 2  # audio + pose
+    return torch.randn(b, f, T, C, generator=g), torch.randn(b, f, k, D, generator=g)
+
+
+def test_config_presets_round_trip_and_validate():
+    cfg = ARConfig.preset("tiny")
+    assert (cfg.latent_channels, cfg.tokens_per_frame, cfg.chunk_size) == (32, 16, 1)
+    assert config_from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="head.in_channels"):
+        cfg.replace(latent_channels=16)
+    with pytest.raises(ValueError, match="sigma_inf"):
+        cfg.replace(sigma_inf=0.5)
+
+
+def test_loss_is_finite_and_backpropagates():
+    model = make_model()
+    latents, cond = toy_batch()
+    loss = model.loss(latents, cond, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    loss.backward()
+    # the head's output layer starts at zero, so only it gets a gradient on the first step
+    for p in (model.latent_proj.weight, model.slot_embedding, model.sigma_embedding.fc2.weight):
+        assert p.grad is not None
+    head_grads = [p.grad for p in model.head.parameters() if p.grad is not None]
+    assert sum(float(g.abs().sum()) for g in head_grads) > 0
+    # conditions of F-1 frames (cond(1..F-1)) give the same loss as F frames indexed by frame
+    g = torch.Generator
+    assert torch.equal(
+        model.loss(latents, cond, generator=g().manual_seed(3)),
+        model.loss(latents, cond[:, 1:], generator=g().manual_seed(3)),
+    )
+    with pytest.raises(ValueError, match="cond_tokens"):
+        model.loss(latents, cond[:, 2:])
+
+
+def test_loss_decreases_on_a_toy_batch():
+    model = make_model()
+    latents, cond = toy_batch()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    proj = model.latent_proj.weight.detach().clone()
+    losses = []
+    for _ in range(30):
+        loss = model.loss(latents, cond, generator=torch.Generator().manual_seed(0))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+    assert not torch.allclose(model.latent_proj.weight, proj)  # gradients reached the latent projection
+
+
+@pytest.mark.parametrize("noise_injection", [True, False])
+def test_history_noise_switch(noise_injection):
+    model = make_model(noise_injection=noise_injection)
+    latents, cond = toy_batch(b=3, f=5)
+    history, sigmas = model.corrupt_history(latents, torch.Generator().manual_seed(0))
+    assert torch.all(sigmas[:, 0] == 0) and torch.equal(history[:, 0], latents[:, 0])
+    if noise_injection:
+        assert torch.all(sigmas[:, 1:] > 0) and torch.all(sigmas <= model.config.sigma_max)
+        assert not torch.allclose(history[:, 1:], latents[:, 1:])
+    else:
+        assert torch.all(sigmas == 0) and torch.equal(history, latents)
+        assert model.config.inference_sigma == 0.0
+    a = model.loss(latents, cond, generator=torch.Generator().manual_seed(5))
+    b = model.loss(latents, cond, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2])
+def test_backbone_is_causal_across_frames(chunk_size):
+    model = make_model(chunk_size=chunk_size).eval()
+    latents, cond = toy_batch(b=1, f=5)
+    sigmas = torch.zeros(1, 5)
+    with torch.no_grad():
+        base, layout = model.hidden_states(latents, sigmas, cond[:, 1:])
+        for j in (1, 3):
+            changed = latents.clone()
+            changed[:, j] += 1.0
+            out, _ = model.hidden_states(changed, sigmas, cond[:, 1:])
+            first = int(layout.latent_index[j, 0])
+            torch.testing.assert_close(out[:, :first], base[:, :first], atol=1e-6, rtol=0)
+            assert not torch.allclose(out[:, first], base[:, first], atol=1e-4)
+
+
+def run_generation(model: ARModel, ref: torch.Tensor, cond: torch.Tensor, seed: int, steps: int = 4):
+    state = model.start(ref, seed=seed)
+    frames, hiddens = [ref], []
+    for k in range(steps):
+        frames.append(model.step(state, cond[:, k]))
+        hiddens.append(state.hidden)
+    return frames, hiddens
+
+
+def test_cached_generation_equals_full_forward():
+    model = make_model().eval()
+    latents, cond = toy_batch(b=2, f=4)  # cond[:, k] is cond(k+1)
+    seed = 7
+    frames, hiddens = run_generation(model, latents[:, 0], cond, seed)
+    history, sigmas = [], []
+    for k in range(4):
+        x, s = model.history_latent(frames[k], k, seed)
+        history.append(x)
+        sigmas.append(s)
+    assert sigmas == [0.0] + [model.config.sigma_inf] * 3
+    hist = torch.stack(history, dim=1)
+    with torch.no_grad():
+        full, layout = model.hidden_states(hist, torch.tensor(sigmas).expand(2, 4), cond)
+    for k in range(4):
+        torch.testing.assert_close(hiddens[k], full[:, layout.latent_index[k]], atol=1e-4, rtol=0)
+
+
+def test_seeded_generation_is_reproducible():
+    model = make_model().eval()
+    latents, cond = toy_batch(b=1, f=4)
+    a, _ = run_generation(model, latents[:, 0], cond, seed=3)
+    b, _ = run_generation(model, latents[:, 0], cond, seed=3)
+    c, _ = run_generation(model, latents[:, 0], cond, seed=4)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+    assert not torch.equal(a[-1], c[-1])
+    assert a[-1].shape == (1, T, C) and torch.isfinite(a[-1]).all()
+
+
+def test_generation_refuses_chunks_and_bad_shapes():
+    model = make_model(chunk_size=2)
+    with pytest.raises(NotImplementedError, match="chunk_size=2"):
+        model.start(torch.zeros(1, T, C))
+    model = make_model()
+    with pytest.raises(ValueError, match="reference_latent"):
+        model.start(torch.zeros(1, T, C + 1))
+    state = model.start(torch.zeros(1, T, C))
+    with pytest.raises(ValueError, match="cond_tokens"):
+        model.step(state, torch.zeros(1, 3, D))
