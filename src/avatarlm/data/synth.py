@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import os
 import queue as queue_module
 import tempfile
 from collections.abc import Callable
@@ -130,7 +129,6 @@ def render_shard(root: str, plan: ShardPlan, progress: Callable[[float], None] =
 
 def _worker(args: tuple[str, ShardPlan, object]) -> None:
     root, plan, queue = args
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     render_shard(root, plan, lambda s: queue.put(s))  # type: ignore[attr-defined]
 
 
