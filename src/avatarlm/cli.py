@@ -54,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     ae.add_argument("--max-clips", type=int, default=None, help="load at most this many clips (memory)")
     ae.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
 
+    ar = train.add_parser("ar", help="train the AR model on cached latents (torchrun for several processes)")
+    ar.add_argument("--preset", default="tiny", help="AR training preset (default: tiny)")
+    ar.add_argument("--data", required=True, help="dataset folder with cached latents (`avatarlm ae encode`)")
+    ar.add_argument("--ae", required=True, help="the autoencoder folder the latents were encoded with")
+    ar.add_argument("--tag", default=None, help="latent set name (default: the autoencoder folder's name)")
+    ar.add_argument("--out", required=True, help="run folder (a rerun resumes; pipeline in OUT/pipeline)")
+    ar.add_argument("--steps", type=int, required=True, help="total optimiser steps")
+    ar.add_argument("--device", default="cpu", help="cpu or cuda")
+    ar.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+
     aecmd = sub.add_parser("ae", help="use a trained autoencoder").add_subparsers(
         dest="ae_command", required=True
     )
@@ -125,6 +135,21 @@ def _train_ae(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}/model")
 
 
+def _train_ar(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from avatarlm.trainer.ar_run import run_ar_training
+
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    tag = args.tag or Path(args.ae).resolve().name
+    path = run_ar_training(
+        args.preset, args.data, args.ae, tag, args.out, args.steps, args.device, _overrides(args.set)
+    )
+    if path is not None:
+        print(f"wrote {path}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -155,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {clips} clips in {len(index['shards'])} shards to {args.out}")
         elif args.command == "train" and args.train_command == "ae":
             _train_ae(args)
+        elif args.command == "train" and args.train_command == "ar":
+            _train_ar(args)
         elif args.command == "ae":
             _ae_command(args)
     except (ValueError, FileNotFoundError) as e:

@@ -2,8 +2,9 @@
 
 Training is teacher forcing over a whole clip (:meth:`ARModel.loss`); generation appends one frame at a
 time to the backbone's key/value cache (:meth:`ARModel.start`, :meth:`ARModel.step`). The token layout is
-:mod:`avatarlm.sequence`; conditions come in already encoded to the backbone width, so this module does
-not depend on the condition encoders.
+:mod:`avatarlm.sequence`. The model owns its condition encoders (``model.conditions``, a
+:class:`~avatarlm.conditions.ConditionEncoder`), but ``loss`` and ``step`` take conditions already encoded
+to the backbone width, so streaming callers can encode them incrementally.
 
 Conditions: ``cond(j)`` drives frame j. Chunk c's condition group holds ``cond(c*n+1 .. c*n+n)``. Frames
 whose condition is not given (only ever the last ones, whose hidden states predict nothing) get zeros.
@@ -12,96 +13,25 @@ whose condition is not given (only ever the last ones, whose hidden states predi
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from avatarlm.backbone import Backbone, BackboneConfig, KVCache
-from avatarlm.conditions.config import ConditionConfig
-from avatarlm.config import ComponentConfig, register_config
-from avatarlm.head import HeadConfig, build_head
+from avatarlm.ar_config import ARConfig
+from avatarlm.backbone import Backbone, KVCache
+from avatarlm.conditions.projector import ConditionBatch, ConditionEncoder
+from avatarlm.head import build_head
 from avatarlm.head.layers import TimestepEmbedding
+from avatarlm.io import check_state_dict, load_model_folder, save_model_folder
 from avatarlm.sequence import SequenceLayout, build_layout, frame_causal_mask
+
+__all__ = ["ARConfig", "ARModel", "GenerationState", "frame_generator", "keyed_generator"]
 
 _HISTORY_STREAM = 0  # generator stream of the history noise
 _HEAD_STREAM = 1  # generator stream of the head's sampling noise when no generator is passed
-
-
-@register_config
-@dataclass
-class ARConfig(ComponentConfig):
-    """The whole autoregressive model: nested backbone, head and condition configs plus the sequence facts.
-
-    ``latent_channels`` (C) and ``tokens_per_frame`` (T) are the autoencoder's; ``chunk_size`` is n.
-    History latents are corrupted with sigma ~ U[0, sigma_max] per frame in training; at inference every
-    history frame but the reference gets ``sigma_inf`` = 0.05: small enough to keep detail, non-zero so
-    the model sees the same kind of input as in training. ``noise_injection=False`` is the ablation
-    without any history noise (sigma = 0 in training and at inference).
-    """
-
-    kind: ClassVar[str] = "ar_model"
-    _presets: ClassVar[dict[str, dict[str, Any]]] = {
-        # Tiny autoencoder (4x4x32 = 16 tokens), 256-wide backbone, n = 1.
-        "tiny": dict(
-            backbone=BackboneConfig.preset("tiny").to_dict(),
-            head=HeadConfig.preset("tiny").to_dict(),
-            conditions=ConditionConfig.preset("tiny").to_dict(),
-            latent_channels=32,
-            tokens_per_frame=16,
-        ),
-    }
-
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    head: HeadConfig = field(default_factory=HeadConfig)
-    conditions: ConditionConfig = field(default_factory=ConditionConfig)
-    latent_channels: int = 32
-    tokens_per_frame: int = 16
-    chunk_size: int = 1
-    sigma_max: float = 0.3
-    sigma_inf: float = 0.05
-    noise_injection: bool = True
-    sigma_frequency_dim: int = 64
-
-    @property
-    def hidden_size(self) -> int:
-        return self.backbone.hidden_size
-
-    @property
-    def cond_tokens_per_frame(self) -> int:
-        return self.conditions.tokens_per_frame
-
-    @property
-    def inference_sigma(self) -> float:
-        """Noise level of history frames at inference (0 without noise injection)."""
-        return self.sigma_inf if self.noise_injection else 0.0
-
-    def validate(self) -> None:
-        for name in ("latent_channels", "tokens_per_frame", "chunk_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        d = self.backbone.hidden_size
-        if self.head.cond_dim != d or self.conditions.d_model != d:
-            raise ValueError(
-                f"head.cond_dim={self.head.cond_dim} and conditions.d_model={self.conditions.d_model} "
-                f"must equal backbone.hidden_size={d}"
-            )
-        if self.head.in_channels != self.latent_channels:
-            raise ValueError(
-                f"head.in_channels={self.head.in_channels} must equal latent_channels={self.latent_channels}"
-            )
-        if self.head.tokens_per_frame != self.tokens_per_frame:
-            raise ValueError(
-                f"head.tokens_per_frame={self.head.tokens_per_frame} must equal "
-                f"tokens_per_frame={self.tokens_per_frame}"
-            )
-        if not 0.0 <= self.sigma_max < 1.0:
-            raise ValueError(f"sigma_max must be in [0, 1), got {self.sigma_max}")
-        if not 0.0 <= self.sigma_inf <= self.sigma_max:
-            raise ValueError(f"sigma_inf must be in [0, sigma_max={self.sigma_max}], got {self.sigma_inf}")
-        if self.sigma_frequency_dim < 2 or self.sigma_frequency_dim % 2:
-            raise ValueError(f"sigma_frequency_dim must be even and >= 2, got {self.sigma_frequency_dim}")
 
 
 @dataclass
@@ -117,16 +47,23 @@ class GenerationState:
     num_groups: int = 0
 
 
+def keyed_generator(*key: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator seeded by a hash of the integers ``key``: the same key always gives the same draws."""
+    if any(k < 0 for k in key):
+        raise ValueError(f"generator keys must be >= 0, got {key}")
+    digest = hashlib.blake2b(":".join(map(str, key)).encode(), digest_size=8).digest()
+    g = torch.Generator(device=device)
+    g.manual_seed(int.from_bytes(digest, "little") >> 1)  # the CPU generator uses only the low 32 bits
+    return g
+
+
 def frame_generator(
     seed: int, frame: int, stream: int, device: torch.device | str = "cpu"
 ) -> torch.Generator:
     """A generator seeded by (seed, frame index, stream), so streaming and offline runs draw alike."""
     if seed < 0 or frame < 0:
         raise ValueError(f"seed and frame must be >= 0, got seed={seed}, frame={frame}")
-    digest = hashlib.blake2b(f"{seed}:{frame}:{stream}".encode(), digest_size=8).digest()
-    g = torch.Generator(device=device)
-    g.manual_seed(int.from_bytes(digest, "little") >> 1)  # the CPU generator uses only the low 32 bits
-    return g
+    return keyed_generator(seed, frame, stream, device=device)
 
 
 class ARModel(nn.Module):
@@ -136,6 +73,7 @@ class ARModel(nn.Module):
         super().__init__()
         self.config = config
         d = config.hidden_size
+        self.conditions = ConditionEncoder(config.conditions)
         self.backbone = Backbone(config.backbone)
         self.head = build_head(config.head)
         self.latent_proj = nn.Linear(config.latent_channels, d)
@@ -143,6 +81,26 @@ class ARModel(nn.Module):
         self.sigma_embedding = TimestepEmbedding(d, config.sigma_frequency_dim)
         nn.init.zeros_(self.sigma_embedding.fc2.weight)  # starts as a constant; learns the noise level
         nn.init.zeros_(self.sigma_embedding.fc2.bias)
+
+    # -- folders -------------------------------------------------------------------------------------
+    def save_pretrained(self, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (``dtype=torch.float16`` halves the folder)."""
+        return save_model_folder(folder, self.config.to_dict(), self.state_dict(), dtype=dtype)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike[str]) -> ARModel:
+        """Load a folder written by :meth:`save_pretrained`, upcast to fp32, in eval mode."""
+        config, tensors = load_model_folder(folder, ARConfig.kind)
+        model = cls(ARConfig.from_dict(config))
+        check_state_dict(model.state_dict(), tensors, folder)
+        model.load_state_dict(tensors)
+        return model.eval()
+
+    def encode_conditions(
+        self, batch: ConditionBatch, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Condition tokens (B, F, k, D) of ``batch`` (modality dropout applies in training mode)."""
+        return self.conditions(batch, generator=generator)
 
     # -- building blocks -----------------------------------------------------------------------------
     def layout(self, num_frames: int) -> SequenceLayout:

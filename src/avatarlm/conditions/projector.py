@@ -29,6 +29,9 @@ class ConditionBatch:
     """The available conditions of B clips over F frames; every field is optional.
 
     audio: (B, S, N) / (B * S, N) / (N,) samples at 16 kHz, S = cfg.audio_streams (0 = self, 1 = partner).
+    audio_history_frames: H, the audio starts H frames (H * 640 samples) early; those frames only warm up the
+        causal encoder and get no tokens (training windows cut from the middle of a clip use this so their
+        first frames see real audio context, as in a running session).
     audio_tokens: (B, F, S * audio_tokens, d), already encoded, e.g. by :class:`AudioStreamState`.
     pose: (B, F, 3) yaw/pitch/roll in degrees, with keypoints: (B, F, K, 2) in [0, 1].
     text: texts[b][f], the instruction or caption active at frame f, None or "" for none.
@@ -37,6 +40,7 @@ class ConditionBatch:
     """
 
     audio: torch.Tensor | np.ndarray | None = None
+    audio_history_frames: int = 0
     audio_tokens: torch.Tensor | None = None
     pose: torch.Tensor | None = None
     keypoints: torch.Tensor | None = None
@@ -113,7 +117,8 @@ class ConditionEncoder(nn.Module):
             if batch.audio_tokens is not None:
                 tokens = torch.as_tensor(batch.audio_tokens, device=device)
             elif batch.audio is not None:
-                tokens = enc(batch.audio, num_frames=f)
+                h = batch.audio_history_frames
+                tokens = enc(batch.audio, num_frames=f + h)[:, h:]
             else:
                 return None
             expected = (f, self.cfg.modality_tokens("audio"), self.cfg.d_model)
@@ -160,8 +165,10 @@ class ConditionEncoder(nn.Module):
             seen["audio"] = (int(rows), None)
         bs = {v[0] for v in seen.values() if v[0] is not None}
         fs = {v[1] for v in seen.values() if v[1] is not None}
+        if batch.audio_history_frames < 0:
+            raise ValueError(f"audio_history_frames must be >= 0, got {batch.audio_history_frames}")
         if batch.audio is not None and not fs:
-            fs = {int(batch.audio.shape[-1]) // self.cfg.samples_per_frame}
+            fs = {int(batch.audio.shape[-1]) // self.cfg.samples_per_frame - batch.audio_history_frames}
         if len(bs) != 1 or len(fs) != 1:
             raise ValueError(
                 f"cannot read one (batch, frames) from the condition fields: {seen}; "

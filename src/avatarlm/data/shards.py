@@ -106,16 +106,17 @@ def sidecar_path(shard: Path) -> Path:
     return shard.with_suffix(".json")
 
 
-def read_shard(path: str | Path) -> Iterator[Sample]:
-    """Samples of one shard, in order."""
+def read_shard(path: str | Path, frames: bool = True) -> Iterator[Sample]:
+    """Samples of one shard, in order; ``frames=False`` skips decoding the frames (an empty array instead),
+    for readers that need only audio, metadata and ground truth."""
     members: dict[str, dict[str, bytes]] = {}
     order: list[str] = []
     with tarfile.open(path, "r") as tar:
         for m in tar:
-            f = tar.extractfile(m)
+            key, _, rest = m.name.partition(".")
+            f = None if rest == "frames.npz" and not frames else tar.extractfile(m)
             if f is None:
                 continue
-            key, _, rest = m.name.partition(".")
             if key not in members:
                 members[key] = {}
                 order.append(key)
@@ -127,8 +128,10 @@ def read_shard(path: str | Path) -> Iterator[Sample]:
             if rest.endswith(".wav"):
                 audio[rest[: -len(".wav")]], rate = sf.read(io.BytesIO(data), dtype="float32")
         truth = dict(np.load(io.BytesIO(parts["truth.npz"]))) if "truth.npz" in parts else {}
-        frames = np.load(io.BytesIO(parts["frames.npz"]))["frames"]
-        yield Sample(key, json.loads(parts["json"]), frames, audio, truth, rate)
+        pixels = (
+            np.load(io.BytesIO(parts["frames.npz"]))["frames"] if frames else np.zeros((0, 0, 0, 3), np.uint8)
+        )
+        yield Sample(key, json.loads(parts["json"]), pixels, audio, truth, rate)
 
 
 def shard_keys(shard: Path) -> list[str] | None:
@@ -164,9 +167,9 @@ def read_index(root: str | Path) -> dict[str, Any]:
     return index
 
 
-def iter_samples(root: str | Path, split: str | None = None) -> Iterator[Sample]:
-    """Every sample of the dataset (optionally one split), shard by shard."""
+def iter_samples(root: str | Path, split: str | None = None, frames: bool = True) -> Iterator[Sample]:
+    """Every sample of the dataset (optionally one split), shard by shard (see :func:`read_shard`)."""
     root = Path(root)
     for shard in read_index(root)["shards"]:
         if split is None or shard["split"] == split:
-            yield from read_shard(root / shard["path"])
+            yield from read_shard(root / shard["path"], frames=frames)

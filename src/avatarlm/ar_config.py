@@ -1,0 +1,86 @@
+"""Configuration of the autoregressive model: nested backbone, head and condition configs, sequence facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from avatarlm.backbone import BackboneConfig
+from avatarlm.conditions.config import ConditionConfig
+from avatarlm.config import ComponentConfig, register_config
+from avatarlm.head import HeadConfig
+
+
+@register_config
+@dataclass
+class ARConfig(ComponentConfig):
+    """The whole autoregressive model: nested backbone, head and condition configs plus the sequence facts.
+
+    ``latent_channels`` (C) and ``tokens_per_frame`` (T) are the autoencoder's; ``chunk_size`` is n.
+    History latents are corrupted with sigma ~ U[0, sigma_max] per frame in training; at inference every
+    history frame but the reference gets ``sigma_inf`` = 0.05: small enough to keep detail, non-zero so
+    the model sees the same kind of input as in training. ``noise_injection=False`` is the ablation
+    without any history noise (sigma = 0 in training and at inference).
+    """
+
+    kind: ClassVar[str] = "ar_model"
+    _presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # Tiny autoencoder (4x4x32 = 16 tokens), 256-wide backbone, n = 1.
+        "tiny": dict(
+            backbone=BackboneConfig.preset("tiny").to_dict(),
+            head=HeadConfig.preset("tiny").to_dict(),
+            conditions=ConditionConfig.preset("tiny").to_dict(),
+            latent_channels=32,
+            tokens_per_frame=16,
+        ),
+    }
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    conditions: ConditionConfig = field(default_factory=ConditionConfig)
+    latent_channels: int = 32
+    tokens_per_frame: int = 16
+    chunk_size: int = 1
+    sigma_max: float = 0.3
+    sigma_inf: float = 0.05
+    noise_injection: bool = True
+    sigma_frequency_dim: int = 64
+
+    @property
+    def hidden_size(self) -> int:
+        return self.backbone.hidden_size
+
+    @property
+    def cond_tokens_per_frame(self) -> int:
+        return self.conditions.tokens_per_frame
+
+    @property
+    def inference_sigma(self) -> float:
+        """Noise level of history frames at inference (0 without noise injection)."""
+        return self.sigma_inf if self.noise_injection else 0.0
+
+    def validate(self) -> None:
+        for name in ("latent_channels", "tokens_per_frame", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        d = self.backbone.hidden_size
+        if self.head.cond_dim != d or self.conditions.d_model != d:
+            raise ValueError(
+                f"head.cond_dim={self.head.cond_dim} and conditions.d_model={self.conditions.d_model} "
+                f"must equal backbone.hidden_size={d}"
+            )
+        if self.head.in_channels != self.latent_channels:
+            raise ValueError(
+                f"head.in_channels={self.head.in_channels} must equal latent_channels={self.latent_channels}"
+            )
+        if self.head.tokens_per_frame != self.tokens_per_frame:
+            raise ValueError(
+                f"head.tokens_per_frame={self.head.tokens_per_frame} must equal "
+                f"tokens_per_frame={self.tokens_per_frame}"
+            )
+        if not 0.0 <= self.sigma_max < 1.0:
+            raise ValueError(f"sigma_max must be in [0, 1), got {self.sigma_max}")
+        if not 0.0 <= self.sigma_inf <= self.sigma_max:
+            raise ValueError(f"sigma_inf must be in [0, sigma_max={self.sigma_max}], got {self.sigma_inf}")
+        if self.sigma_frequency_dim < 2 or self.sigma_frequency_dim % 2:
+            raise ValueError(f"sigma_frequency_dim must be even and >= 2, got {self.sigma_frequency_dim}")

@@ -1,0 +1,102 @@
+"""A pipeline folder: everything a session needs, in one place.
+
+    pipeline.json    format, preset, fps, chunk size, tokens per frame, latent grid, versions
+    ae/              the autoencoder (config.json + model.safetensors)
+    ar/              the AR model (config.json + model.safetensors)
+
+The facts in pipeline.json are training-time facts; loading checks that they agree with the two models.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from avatarlm import __version__
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.io import atomic_write_json, read_json
+from avatarlm.model import ARModel
+
+PIPELINE_JSON = "pipeline.json"
+FORMAT = "avatarlm-pipeline"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Pipeline:
+    autoencoder: DCAutoencoder
+    model: ARModel
+    info: dict[str, Any]
+
+    @property
+    def fps(self) -> int:
+        return int(self.info["fps"])
+
+
+def check_compatible(ae: DCAutoencoder, ar: ARModel) -> None:
+    """The AR model must predict the autoencoder's latents: same channels and tokens per frame."""
+    c, h, w = ae.latent_shape
+    cfg = ar.config
+    if (cfg.latent_channels, cfg.tokens_per_frame) != (c, h * w):
+        raise ValueError(
+            f"the AR model predicts {cfg.tokens_per_frame} tokens x {cfg.latent_channels} channels but the "
+            f"autoencoder's latent is {h}x{w} tokens x {c} channels"
+        )
+
+
+def pipeline_info(ae: DCAutoencoder, ar: ARModel, preset: str) -> dict[str, Any]:
+    c, h, w = ae.latent_shape
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "avatarlm": __version__,
+        "preset": preset,
+        "fps": ar.config.conditions.fps,
+        "chunk_size": ar.config.chunk_size,
+        "tokens_per_frame": h * w,
+        "latent_grid": [h, w],
+        "latent_channels": c,
+        "image_size": [ae.config.image_height, ae.config.image_width],
+        "lookahead_frames": ar.config.conditions.lookahead_frames,
+    }
+
+
+def save_pipeline(
+    folder: str | os.PathLike[str], ae_folder: str | os.PathLike[str], ar: ARModel, preset: str
+) -> Path:
+    """Write a pipeline folder from an autoencoder folder (copied) and an AR model, atomically."""
+    folder = Path(folder)
+    ae = DCAutoencoder.from_pretrained(ae_folder)
+    check_compatible(ae, ar)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        (tmp / "ae").mkdir(exist_ok=True)
+        shutil.copy2(Path(ae_folder) / name, tmp / "ae" / name)
+    ar.save_pretrained(tmp / "ar")
+    atomic_write_json(tmp / PIPELINE_JSON, pipeline_info(ae, ar, preset))
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder
+
+
+def load_pipeline(folder: str | os.PathLike[str]) -> Pipeline:
+    """Load and cross-check a pipeline folder (fp32, eval mode)."""
+    folder = Path(folder)
+    path = folder / PIPELINE_JSON
+    if not path.is_file():
+        raise ValueError(f"{folder} is not a pipeline folder: {PIPELINE_JSON} is missing")
+    info = read_json(path)
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an avatarlm pipeline description")
+    ae = DCAutoencoder.from_pretrained(folder / "ae")
+    ar = ARModel.from_pretrained(folder / "ar")
+    check_compatible(ae, ar)
+    if pipeline_info(ae, ar, info.get("preset", ""))["tokens_per_frame"] != info.get("tokens_per_frame"):
+        raise ValueError(f"{path} says {info.get('tokens_per_frame')} tokens per frame; the models disagree")
+    return Pipeline(ae.eval(), ar, info)

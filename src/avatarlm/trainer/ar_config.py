@@ -1,0 +1,78 @@
+"""Configuration of an AR training run (model config nested), with named presets."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from avatarlm.ar_config import ARConfig
+from avatarlm.config import ComponentConfig, register_config
+
+
+@register_config
+@dataclass
+class ARTrainConfig(ComponentConfig):
+    """One AR training run.
+
+    ``batch_size`` windows per optimizer step (the global batch, over all processes), processed in micro
+    batches of ``micro_batch`` windows; every micro batch draws its noise from a generator seeded by (seed,
+    step, micro batch index), so 1 process with gradient accumulation and N data-parallel processes compute
+    the same update. The learning rate warms up linearly for ``warmup_steps`` and then follows a cosine to
+    ``min_lr_ratio * lr``. ``ema_decay`` weights are what the final model folder holds.
+    """
+
+    kind: ClassVar[str] = "ar_train"
+    _presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {"model": ARConfig.preset("tiny").to_dict()}}
+
+    model: ARConfig = field(default_factory=ARConfig)
+    window_frames: int = 32  # f_0 + 31 predicted frames
+    batch_size: int = 8
+    micro_batch: int = 8
+    contiguous_reference: float = 0.5
+    audio_history_frames: int | None = None  # None: the audio encoder's receptive field
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    val_every: int = 250
+    val_windows: int = 16
+    seed: int = 0
+
+    def validate(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = ARConfig.from_dict(self.model)
+        if self.window_frames < 2:
+            raise ValueError(f"window_frames must be >= 2, got {self.window_frames}")
+        if self.batch_size < 1 or self.micro_batch < 1 or self.batch_size % self.micro_batch:
+            raise ValueError(
+                f"batch_size={self.batch_size} must be a positive multiple of micro_batch={self.micro_batch}"
+            )
+        if self.lr <= 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.contiguous_reference <= 1.0:
+            raise ValueError(f"contiguous_reference must be in [0, 1], got {self.contiguous_reference}")
+        if self.audio_history_frames is not None and self.audio_history_frames < 0:
+            raise ValueError(f"audio_history_frames must be >= 0 or None, got {self.audio_history_frames}")
+        for name in ("checkpoint_every", "keep_checkpoints", "log_every", "val_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0 or self.val_windows < 0 or self.grad_clip < 0:
+            raise ValueError("warmup_steps, val_windows and grad_clip must be >= 0")
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """Learning rate of optimizer step ``step`` (0-based) in a run of ``total_steps``."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        span = max(total_steps - self.warmup_steps, 1)
+        progress = min(max(step - self.warmup_steps, 0) / span, 1.0)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)

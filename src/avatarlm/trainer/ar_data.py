@@ -1,0 +1,192 @@
+"""Training windows for the AR model: cached latents + the clip's audio, pose and text, cut together.
+
+A window of ``F`` frames is the reference frame f_0 followed by ``F - 1`` consecutive clip frames
+``s .. s + F - 2`` (f_1 .. f_{F-1}); cond(j) belongs to clip frame ``s + j - 1``. The reference is the frame
+just before the window (``s - 1``, the start of a session) with probability ``contiguous_reference``, else a
+frame from elsewhere in the clip (what a rolling window keeps: an identity anchor from another time; see
+DESIGN.md). The audio starts ``audio_history_frames`` frames before the frame preceding f_1, so the causal
+audio encoder sees real context as it would in a running session; outside the clip it is silence.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from avatarlm.autoencoder.latent_cache import load_latents
+from avatarlm.autoencoder.tokens import grid_to_tokens
+from avatarlm.conditions.projector import ConditionBatch
+from avatarlm.data.face import FACE_STATE_FIELDS
+from avatarlm.data.instructions import INSTRUCTIONS
+from avatarlm.data.shards import iter_samples, read_index
+
+POSE_FIELDS = ("yaw", "pitch", "roll")
+INSTRUCTION_TEXT = {name: text for text, name in INSTRUCTIONS.items()}
+AUDIO_STREAMS = ("self", "partner")
+
+
+@dataclass
+class ARClip:
+    """Everything AR training needs of one clip, in memory."""
+
+    key: str
+    latents: np.ndarray  # (N, T, C) float32 tokens, normalised
+    audio: np.ndarray  # (2, samples) float32 at 16 kHz: self, partner
+    pose: np.ndarray  # (N, 3) yaw/pitch/roll in degrees
+    keypoints: np.ndarray  # (N, K, 2) in [0, 1]
+    texts: list[str | None]  # the instruction active at each frame
+    truth: dict[str, np.ndarray] = field(default_factory=dict)  # all per-frame ground truth arrays
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.latents)
+
+
+def frame_texts(instructions: np.ndarray, names: Sequence[str]) -> list[str | None]:
+    """(N, I) 0/1 matrix of active instructions -> the text of the first active one per frame, or None."""
+    texts: list[str | None] = []
+    for row in np.asarray(instructions):
+        active = np.flatnonzero(row)
+        texts.append(INSTRUCTION_TEXT[names[active[0]]] if len(active) else None)
+    return texts
+
+
+def load_ar_clips(data: str | os.PathLike[str], tag: str, split: str, progress: bool = True) -> list[ARClip]:
+    """The clips of ``split`` with their cached latents (``avatarlm ae encode --tag TAG``)."""
+    data = Path(data)
+    latents = load_latents(data, tag, split)
+    index = read_index(data)
+    total = sum(len(s["samples"]) for s in index["shards"] if s["split"] == split)
+    if total == 0:
+        raise ValueError(f"split {split!r} of {data} has no clips")
+    yaw = [FACE_STATE_FIELDS.index(f) for f in POSE_FIELDS]
+    clips = []
+    for sample in tqdm(iter_samples(data, split, frames=False), total=total, desc=f"load {split} clips",
+                       disable=not progress):  # fmt: skip
+        if sample.key not in latents:
+            raise ValueError(f"clip {sample.key} has no cached latents under tag {tag!r}; rerun `ae encode`")
+        tokens = grid_to_tokens(latents[sample.key])
+        assert isinstance(tokens, np.ndarray)
+        t = sample.truth
+        n = len(tokens)
+        if len(t["face"]) != n:
+            raise ValueError(f"clip {sample.key}: {len(t['face'])} truth frames but {n} latent frames")
+        audio = np.stack([sample.audio[s] for s in AUDIO_STREAMS]).astype(np.float32)
+        clips.append(
+            ARClip(
+                key=sample.key,
+                latents=np.ascontiguousarray(tokens, dtype=np.float32),
+                audio=audio,
+                pose=t["face"][:, yaw].astype(np.float32),
+                keypoints=t["keypoints"].astype(np.float32),
+                texts=frame_texts(t["instructions"], sample.meta["instruction_names"]),
+                truth=dict(t),
+                meta={k: sample.meta[k] for k in ("spec", "voices") if k in sample.meta},
+            )
+        )
+    return clips
+
+
+@dataclass(frozen=True)
+class Window:
+    clip: int  # index into the sampler's clips
+    start: int  # clip frame of f_1
+    reference: int  # clip frame used as f_0
+
+
+@dataclass
+class WindowBatch:
+    """A training batch: latents (B, F, T, C) with f_0 first, and the conditions cond(1 .. F-1)."""
+
+    latents: torch.Tensor
+    conditions: ConditionBatch
+    windows: list[Window]
+
+
+class WindowSampler:
+    """Draws windows (uniform over every valid start of every clip) and assembles them into batches."""
+
+    def __init__(
+        self,
+        clips: Sequence[ARClip],
+        frames: int,
+        audio_streams: int = 1,
+        samples_per_frame: int = 640,
+        audio_history_frames: int = 0,
+        contiguous_reference: float = 0.5,
+        modalities: Sequence[str] = ("audio", "pose", "text"),
+    ) -> None:
+        if frames < 2:
+            raise ValueError(f"a window needs at least 2 frames (reference + 1), got {frames}")
+        if audio_streams not in (1, 2):
+            raise ValueError(f"audio_streams must be 1 or 2, got {audio_streams}")
+        if not 0.0 <= contiguous_reference <= 1.0:
+            raise ValueError(f"contiguous_reference must be in [0, 1], got {contiguous_reference}")
+        if audio_history_frames < 0:
+            raise ValueError(f"audio_history_frames must be >= 0, got {audio_history_frames}")
+        self.clips = [c for c in clips if c.n_frames >= frames]
+        if not self.clips:
+            raise ValueError(f"no clip has the {frames} frames a window needs ({len(clips)} clips given)")
+        self.frames = frames
+        self.audio_streams = audio_streams
+        self.spf = samples_per_frame
+        self.history = audio_history_frames
+        self.contiguous_reference = contiguous_reference
+        self.modalities = tuple(modalities)
+        starts = np.array([c.n_frames - frames + 2 for c in self.clips], dtype=np.float64)  # s in 1..N-F+1
+        self._p = starts / starts.sum()
+
+    def draw(self, rng: np.random.Generator, batch: int) -> list[Window]:
+        """``batch`` random windows; the same rng state always gives the same windows."""
+        out = []
+        span = self.frames - 1
+        for c in rng.choice(len(self.clips), size=batch, p=self._p):
+            n = self.clips[c].n_frames
+            start = int(rng.integers(1, n - span + 1))
+            if rng.random() < self.contiguous_reference:
+                ref = start - 1
+            else:  # any frame outside the window
+                ref = int(rng.integers(n - span))
+                ref = ref if ref < start else ref + span
+            out.append(Window(int(c), start, ref))
+        return out
+
+    def _audio(self, clip: ARClip, start: int) -> np.ndarray:
+        """(S, (H + F - 1) * spf) audio: from H frames before the frame preceding f_1, silence outside."""
+        count = (self.history + self.frames - 1) * self.spf
+        begin = (start - 1 - self.history) * self.spf
+        out = np.zeros((self.audio_streams, count), dtype=np.float32)
+        lo, hi = max(begin, 0), min(begin + count, clip.audio.shape[1])
+        if hi > lo:
+            out[:, lo - begin : hi - begin] = clip.audio[: self.audio_streams, lo:hi]
+        return out
+
+    def collate(self, windows: Sequence[Window], device: torch.device | str = "cpu") -> WindowBatch:
+        span = self.frames - 1
+        lat, audio, pose, kps, texts = [], [], [], [], []
+        for w in windows:
+            c = self.clips[w.clip]
+            sl = slice(w.start, w.start + span)
+            lat.append(np.concatenate([c.latents[w.reference : w.reference + 1], c.latents[sl]]))
+            audio.append(self._audio(c, w.start))
+            pose.append(c.pose[sl])
+            kps.append(c.keypoints[sl])
+            texts.append(c.texts[sl])
+        cond = ConditionBatch(batch_size=len(windows), num_frames=span)
+        if "audio" in self.modalities:
+            cond.audio = torch.from_numpy(np.stack(audio)).to(device)
+            cond.audio_history_frames = self.history
+        if "pose" in self.modalities:
+            cond.pose = torch.from_numpy(np.stack(pose)).to(device)
+            cond.keypoints = torch.from_numpy(np.stack(kps)).to(device)
+        if "text" in self.modalities:
+            cond.text = texts
+        return WindowBatch(torch.from_numpy(np.stack(lat)).to(device), cond, list(windows))

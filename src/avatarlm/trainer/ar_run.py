@@ -1,0 +1,85 @@
+"""`avatarlm train ar`: load the cached latents and clips, train (alone or under torchrun), write the
+pipeline folder (``OUT/pipeline``: the autoencoder + the EMA AR model)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.io import read_json
+from avatarlm.model import ARModel
+from avatarlm.pipeline.folder import check_compatible, save_pipeline
+from avatarlm.trainer.ar import train_ar, window_sampler
+from avatarlm.trainer.ar_config import ARTrainConfig
+from avatarlm.trainer.ar_data import load_ar_clips
+from avatarlm.trainer.distributed import init_distributed, shutdown
+
+
+def apply_overrides(cfg: ARTrainConfig, overrides: dict[str, Any]) -> ARTrainConfig:
+    """``{"lr": 1e-3, "model.backbone.num_layers": 2}`` -> a new config; dotted keys reach nested configs."""
+    data = cfg.to_dict()
+    for key, value in overrides.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"--set {key}: {part!r} is not a nested config")
+            node = node[part]
+        if leaf not in node:
+            raise ValueError(f"--set {key}: unknown field {leaf!r}; known: {', '.join(sorted(node))}")
+        node[leaf] = value
+    return ARTrainConfig.from_dict(data)
+
+
+def train_config(preset: str) -> ARTrainConfig:
+    """A named preset, or a JSON file holding an ARTrainConfig (e.g. a run's train_config.json)."""
+    if preset.endswith(".json"):
+        if not Path(preset).is_file():
+            raise ValueError(f"--preset {preset}: no such file")
+        data = read_json(preset)
+        if not isinstance(data, dict) or data.get("kind") != ARTrainConfig.kind:
+            raise ValueError(f"{preset} does not hold an AR training config (kind {ARTrainConfig.kind!r})")
+        return ARTrainConfig.from_dict(data)
+    if preset not in ARTrainConfig.preset_names():
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(ARTrainConfig.preset_names())}")
+    return ARTrainConfig.preset(preset)
+
+
+def run_ar_training(
+    preset: str,
+    data: str | os.PathLike[str],
+    ae_folder: str | os.PathLike[str],
+    tag: str,
+    out: str | os.PathLike[str],
+    steps: int,
+    device: str = "cpu",
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Path | None:
+    """Train and write ``out/pipeline``; returns its path (None on processes other than the first)."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available")
+    cfg = apply_overrides(train_config(preset), overrides or {})
+    ae = DCAutoencoder.from_pretrained(ae_folder)
+    check_compatible(ae, ARModel(cfg.model))
+    ctx = init_distributed(device)
+    try:
+        probe = ARModel(cfg.model)
+        train = window_sampler(cfg, probe, load_ar_clips(data, tag, "train", progress and ctx.is_main))
+        try:
+            val = window_sampler(cfg, probe, load_ar_clips(data, tag, "val", progress=False))
+        except ValueError:
+            val = None  # no validation split: train loss only
+        if ctx.is_main:
+            frames = sum(c.n_frames for c in train.clips)
+            print(f"training on {len(train.clips)} clips, {frames} frames ({frames / 25 / 60:.1f} min)")
+        model = train_ar(cfg, train, out, steps, val_sampler=val, ctx=ctx, progress=progress)
+        if not ctx.is_main:
+            return None
+        return save_pipeline(Path(out) / "pipeline", ae_folder, model.to("cpu"), Path(preset).stem)
+    finally:
+        shutdown(ctx)

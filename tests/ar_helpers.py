@@ -1,0 +1,75 @@
+"""Small AR configs and a 64x64 autoencoder with cached latents, shared by the AR trainer tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ae_helpers import small_config
+from avatarlm.ar_config import ARConfig
+from avatarlm.autoencoder.latent_cache import encode_dataset
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.backbone import BackboneConfig
+from avatarlm.conditions.config import ConditionConfig
+from avatarlm.head import HeadConfig
+from avatarlm.trainer.ar_config import ARTrainConfig
+
+C, T, D = 8, 16, 64  # latent channels, tokens per frame (4x4), backbone width
+TAG = "ar-test"
+
+
+def ae_config():
+    """64x64 -> 4x4x8 (f16), no temporal layers."""
+    return small_config(
+        image_height=64,
+        image_width=64,
+        widths=(8, 16, 32, 32),
+        encoder_depths=(1, 1, 1, 1),
+        decoder_depths=(1, 1, 1, 1),
+        temporal=False,
+        temporal_levels=0,
+        temporal_attention_levels=0,
+    )
+
+
+def ar_config(**overrides) -> ARConfig:
+    return ARConfig(
+        backbone=BackboneConfig(
+            hidden_size=D, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128
+        ),
+        head=HeadConfig(in_channels=C, tokens_per_frame=T, cond_dim=D, width=64, depth=2, loss_repeat=2),
+        conditions=ConditionConfig(
+            d_model=D, audio_channels=16, audio_frame_channels=32, pose_hidden=32, text_width=32
+        ),
+        latent_channels=C,
+        tokens_per_frame=T,
+        **overrides,
+    )
+
+
+def train_config(**overrides) -> ARTrainConfig:
+    values = dict(
+        model=ar_config(),
+        window_frames=8,
+        batch_size=4,
+        micro_batch=2,
+        warmup_steps=2,
+        checkpoint_every=2,
+        log_every=1,
+        val_every=2,
+        val_windows=4,
+    )
+    values.update(overrides)
+    return ARTrainConfig(**values)  # type: ignore[arg-type]
+
+
+def encoded_dataset(root: Path) -> Path:
+    """Encode the dataset's latents with a fixed random 64x64 autoencoder (saved to ROOT/ae-test)."""
+    folder = root / "ae-test"
+    if not (folder / "config.json").exists():
+        import torch
+
+        torch.manual_seed(0)
+        ae = DCAutoencoder(ae_config())
+        ae.save_pretrained(folder)
+        encode_dataset(ae, root, TAG, show_progress=False)
+    return folder

@@ -1,0 +1,42 @@
+import json
+
+import pytest
+import torch
+
+from ar_helpers import ae_config, ar_config
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.model import ARModel
+from avatarlm.pipeline.folder import load_pipeline, save_pipeline
+
+
+@pytest.fixture
+def ae_folder(tmp_path):
+    torch.manual_seed(0)
+    return DCAutoencoder(ae_config()).save_pretrained(tmp_path / "ae")
+
+
+def test_save_and_load_round_trip(ae_folder, tmp_path):
+    torch.manual_seed(1)
+    ar = ARModel(ar_config())
+    folder = save_pipeline(tmp_path / "pipe", ae_folder, ar, "test")
+    info = json.loads((folder / "pipeline.json").read_text())
+    assert (info["fps"], info["chunk_size"], info["tokens_per_frame"], info["latent_grid"]) == (
+        25,
+        1,
+        16,
+        [4, 4],
+    )
+    pipe = load_pipeline(folder)
+    for k, v in ar.state_dict().items():
+        assert torch.equal(pipe.model.state_dict()[k], v), k
+    assert pipe.fps == 25 and not pipe.model.training
+    assert not (tmp_path / "pipe.tmp").exists()
+
+
+def test_mismatched_models_and_missing_files_are_refused(ae_folder, tmp_path):
+    ar = ARModel(ar_config().replace(latent_channels=4, head=ar_config().head.replace(in_channels=4)))
+    with pytest.raises(ValueError, match="autoencoder's latent is 4x4 tokens x 8 channels"):
+        save_pipeline(tmp_path / "pipe", ae_folder, ar, "test")
+    assert not (tmp_path / "pipe").exists()
+    with pytest.raises(ValueError, match="pipeline.json is missing"):
+        load_pipeline(tmp_path)

@@ -1,0 +1,105 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from ar_helpers import TAG, encoded_dataset, train_config
+from avatarlm.model import ARModel
+from avatarlm.trainer.ar import train_ar, window_sampler
+from avatarlm.trainer.ar_config import ARTrainConfig
+from avatarlm.trainer.ar_data import load_ar_clips
+from avatarlm.trainer.ar_run import apply_overrides
+
+
+@pytest.fixture(scope="module")
+def clips(tiny_dataset):
+    encoded_dataset(tiny_dataset)
+    return load_ar_clips(tiny_dataset, TAG, "train", progress=False)
+
+
+def sampler_for(cfg, clips):
+    return window_sampler(cfg, ARModel(cfg.model), clips)
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module, atol: float = 0.0) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        if atol == 0.0:
+            assert torch.equal(sa[k], sb[k]), k
+        else:
+            torch.testing.assert_close(sa[k], sb[k], atol=atol, rtol=0, msg=k)
+
+
+def test_training_lowers_the_loss_and_writes_its_outputs(clips, tmp_path):
+    cfg = train_config(lr=2e-3, warmup_steps=5, checkpoint_every=20, val_every=10, ema_decay=0.9)
+    sampler = sampler_for(cfg, clips)
+    model = train_ar(cfg, sampler, tmp_path, 40, val_sampler=sampler, progress=False)
+    rows = list(csv.DictReader((tmp_path / "loss.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(1, 41))
+    first = np.mean([float(r["loss"]) for r in rows[:5]])
+    last = np.mean([float(r["loss"]) for r in rows[-5:]])
+    assert last < 0.7 * first, (first, last)
+    vals = [float(r["val_loss"]) for r in rows if r["val_loss"]]
+    assert len(vals) == 4 and vals[-1] < vals[0]
+    assert (tmp_path / "loss.png").stat().st_size > 5000
+    loaded = ARModel.from_pretrained(tmp_path / "model")
+    assert_same_weights(loaded, model)
+
+
+def test_resume_after_a_stop_is_bit_exact(clips, tmp_path):
+    cfg = train_config()
+    sampler = sampler_for(cfg, clips)
+    whole = train_ar(cfg, sampler, tmp_path / "whole", 6, progress=False)
+    train_ar(cfg, sampler, tmp_path / "cut", 6, progress=False, stop_after=3)  # checkpoint at 2 only
+    assert not (tmp_path / "cut" / "model").exists()
+    resumed = train_ar(cfg, sampler, tmp_path / "cut", 6, progress=False)
+    assert_same_weights(resumed, whole)
+    rows = list(csv.DictReader((tmp_path / "cut" / "loss.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(1, 7))  # the repeated step 3 is not duplicated
+
+
+def test_two_gloo_processes_match_one_process(tiny_dataset, tmp_path):
+    ae = encoded_dataset(tiny_dataset)
+    cfg = train_config(batch_size=4, micro_batch=2, checkpoint_every=3)
+    base = ["train", "ar", "--data", str(tiny_dataset), "--ae", str(ae), "--tag", TAG, "--steps", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cfg_file = tmp_path / "preset.json"
+    cfg_file.write_text(json.dumps(cfg.to_dict()))
+    one = [
+        sys.executable,
+        "-m",
+        "avatarlm.cli",
+        *base,
+        "--out",
+        str(tmp_path / "one"),
+        "--preset",
+        str(cfg_file),
+    ]
+    two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "avatarlm.cli", *base, "--out", str(tmp_path / "two"), "--preset", str(cfg_file)]  # fmt: skip
+    for cmd in (one, two):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    a = ARModel.from_pretrained(tmp_path / "one" / "pipeline" / "ar")
+    b = ARModel.from_pretrained(tmp_path / "two" / "pipeline" / "ar")
+    assert_same_weights(a, b, atol=1e-5)  # the all-reduce sums in another order
+
+
+def test_config_checks_and_overrides():
+    cfg = ARTrainConfig.preset("tiny")
+    assert cfg.lr_at(0, 1000) < cfg.lr_at(cfg.warmup_steps - 1, 1000) == pytest.approx(cfg.lr)
+    assert cfg.lr_at(999, 1000) == pytest.approx(cfg.lr * cfg.min_lr_ratio, rel=1e-3)
+    changed = apply_overrides(cfg, {"lr": 1e-3, "model.backbone.num_layers": 2})
+    assert changed.lr == 1e-3 and changed.model.backbone.num_layers == 2
+    with pytest.raises(ValueError, match="unknown field 'nope'"):
+        apply_overrides(cfg, {"model.nope": 1})
+    with pytest.raises(ValueError, match="multiple of micro_batch"):
+        train_config(batch_size=3, micro_batch=2)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train_config(ema_decay=1.0)
