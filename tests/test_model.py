@@ -163,3 +163,32 @@ def test_generation_refuses_chunks_and_bad_shapes():
     state = model.start(torch.zeros(1, T, C))
     with pytest.raises(ValueError, match="cond_tokens"):
         model.step(state, torch.zeros(1, 3, D))
+
+
+def test_delta_target_steps_from_the_current_frame():
+    """With target="delta" the head's sample is the scaled change: next = current + delta_scale * sample."""
+    model = make_model(target="delta", delta_scale=0.1).eval()
+    latents, cond = toy_batch(b=1, f=4)
+    state = model.start(latents[:, 0], seed=5)
+    for k in range(3):
+        current = state.latent.clone()
+        nxt = model.step(state, cond[:, k], generator=torch.Generator().manual_seed(k))
+        sample = model.head.sample(state.hidden, generator=torch.Generator().manual_seed(k))
+        torch.testing.assert_close(nxt, current + 0.1 * sample)
+
+
+def test_frame_weight_skips_frames_in_the_loss():
+    model = make_model(target="delta")
+    latents, cond = toy_batch(b=2, f=4)
+    weight = torch.ones(2, 3)
+    weight[:, 0] = 0.0
+    changed = latents.clone()
+    changed[:, 1] += 5.0  # only f_1's target (and f_2's delta from it) change much ...
+    a = model.loss(latents, cond, torch.Generator().manual_seed(0), frame_weight=weight)
+    b = model.loss(changed, cond, torch.Generator().manual_seed(0), frame_weight=weight)
+    c = model.loss(changed, cond, torch.Generator().manual_seed(0))
+    assert torch.isfinite(a) and float(c.detach()) > float(b.detach())
+    with pytest.raises(ValueError, match="frame_weight must be"):
+        model.loss(latents, cond, frame_weight=torch.ones(2, 4))
+    with pytest.raises(ValueError, match="target must be one of"):
+        small_config(target="residual")

@@ -10,6 +10,8 @@ from avatarlm.conditions.config import ConditionConfig
 from avatarlm.config import ComponentConfig, register_config
 from avatarlm.head import HeadConfig
 
+TARGETS = ("frame", "delta")
+
 
 @register_config
 @dataclass
@@ -25,13 +27,15 @@ class ARConfig(ComponentConfig):
 
     kind: ClassVar[str] = "ar_model"
     _presets: ClassVar[dict[str, dict[str, Any]]] = {
-        # Tiny autoencoder (4x4x32 = 16 tokens), 256-wide backbone, n = 1.
+        # Tiny autoencoder (4x4x32 = 16 tokens), 256-wide backbone, n = 1. One noise draw per backbone
+        # pass: on CPUs the head costs as much as the backbone, so extra draws would halve the steps.
         "tiny": dict(
             backbone=BackboneConfig.preset("tiny").to_dict(),
-            head=HeadConfig.preset("tiny").to_dict(),
+            head=HeadConfig.preset("tiny", loss_repeat=1).to_dict(),
             conditions=ConditionConfig.preset("tiny").to_dict(),
             latent_channels=32,
             tokens_per_frame=16,
+            target="delta",
         ),
     }
 
@@ -45,6 +49,11 @@ class ARConfig(ComponentConfig):
     sigma_inf: float = 0.05
     noise_injection: bool = True
     sigma_frequency_dim: int = 64
+    # What the head denoises: "frame" = the next frame's latent; "delta" = its change from the current
+    # frame divided by delta_scale (next = current + delta_scale * sample). Consecutive frames differ little,
+    # so "delta" spends the head's capacity on the motion (mouth, head) instead of re-drawing the face.
+    target: str = "frame"
+    delta_scale: float = 0.1
 
     @property
     def hidden_size(self) -> int:
@@ -82,5 +91,9 @@ class ARConfig(ComponentConfig):
             raise ValueError(f"sigma_max must be in [0, 1), got {self.sigma_max}")
         if not 0.0 <= self.sigma_inf <= self.sigma_max:
             raise ValueError(f"sigma_inf must be in [0, sigma_max={self.sigma_max}], got {self.sigma_inf}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.delta_scale <= 0:
+            raise ValueError(f"delta_scale must be positive, got {self.delta_scale}")
         if self.sigma_frequency_dim < 2 or self.sigma_frequency_dim % 2:
             raise ValueError(f"sigma_frequency_dim must be even and >= 2, got {self.sigma_frequency_dim}")

@@ -179,13 +179,19 @@ class ARModel(nn.Module):
 
     # -- training ------------------------------------------------------------------------------------
     def loss(
-        self, latents: torch.Tensor, cond_tokens: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        latents: torch.Tensor,
+        cond_tokens: torch.Tensor,
+        generator: torch.Generator | None = None,
+        frame_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Teacher-forcing head loss (a scalar) of clip latents (B, F, T, C), F >= 2, normalised.
 
         ``cond_tokens`` (B, F, k, D) is indexed by frame (entry j = cond(j); entry 0 is unused: f_0 has no
         condition); (B, F-1, k, D) holds cond(1..F-1). History frames are corrupted (see
-        :meth:`corrupt_history`); the hidden states at f_k condition the head on the clean f_{k+1}.
+        :meth:`corrupt_history`); the hidden states at f_k condition the head on the clean f_{k+1} (or on
+        its change from the clean f_k, see ``ARConfig.target``). ``frame_weight`` (B, F-1) weights the
+        loss of each predicted frame f_1..f_{F-1} (0 skips one).
         """
         if latents.dim() != 4 or latents.shape[1] < 2:
             raise ValueError(f"latents must be (B, F, T, C) with F >= 2, got {tuple(latents.shape)}")
@@ -200,8 +206,18 @@ class ARModel(nn.Module):
         source, targets = layout.prediction_index()
         b, t = latents.shape[0], self.config.tokens_per_frame
         cond = hidden[:, source.to(hidden.device)].reshape(-1, t, hidden.shape[-1])
-        target = latents[:, targets.to(latents.device)].reshape(b * targets.numel(), t, -1)
-        return self.head.loss(target, cond, generator=generator)
+        idx = targets.to(latents.device)
+        target = latents[:, idx]
+        if self.config.target == "delta":
+            target = (target - latents[:, idx - 1]) / self.config.delta_scale
+        mask = None
+        if frame_weight is not None:
+            if frame_weight.shape != (b, f - 1):
+                raise ValueError(f"frame_weight must be (B, {f - 1}), got {tuple(frame_weight.shape)}")
+            mask = frame_weight.to(latents.device)[:, idx - 1].reshape(-1)
+        return self.head.loss(
+            target.reshape(b * targets.numel(), t, -1), cond, mask=mask, generator=generator
+        )
 
     # -- generation ----------------------------------------------------------------------------------
     def start(self, reference_latent: torch.Tensor, seed: int = 0) -> GenerationState:
@@ -256,5 +272,7 @@ class ARModel(nn.Module):
             else frame_generator(state.seed, k + 1, _HEAD_STREAM, hidden.device)
         )
         nxt = self.head.sample(hidden, generator=gen)
+        if cfg.target == "delta":
+            nxt = state.latent + cfg.delta_scale * nxt.to(state.latent.dtype)
         state.frame, state.latent, state.hidden, state.num_groups = k + 1, nxt, hidden, g + 2
         return nxt

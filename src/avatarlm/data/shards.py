@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 INDEX_NAME = "index.json"
 FORMAT_NAME = "avatarlm-shards"
@@ -50,6 +49,8 @@ def _npz_bytes(**arrays: np.ndarray) -> bytes:
 
 def _wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     buf = io.BytesIO()
+    import soundfile as sf  # imported on use: readers of latents and truth need no audio library
+
     sf.write(buf, np.asarray(audio, dtype=np.float32), sample_rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
 
@@ -121,6 +122,8 @@ def read_shard(path: str | Path, frames: bool = True) -> Iterator[Sample]:
                 members[key] = {}
                 order.append(key)
             members[key][rest] = f.read()
+    import soundfile as sf
+
     for key in order:
         parts = members[key]
         audio, rate = {}, 16_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,17 +17,39 @@ from ..config import AETrainConfig
 from ..io import atomic_write_json
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
-ClipSampler = Callable[[np.random.Generator], np.ndarray]
+ClipSampler = Callable[[np.random.Generator], np.ndarray | torch.Tensor]
 
 
-def clips_to_tensor(batch: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """uint8 (B, T, H, W, 3) -> float (B, T, 3, H, W) in [-1, 1], with a clear error on bad input."""
-    if not isinstance(batch, np.ndarray) or batch.dtype != np.uint8:
+def clips_to_tensor(
+    batch: np.ndarray | torch.Tensor, height: int, width: int, device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> float (B, T, 3, H, W) in [-1, 1] on ``device``, with a clear error on bad
+    input. ``batch`` is a numpy array or a torch tensor (possibly already on ``device``); the uint8 data
+    moves to ``device`` before the conversion to float."""
+    if isinstance(batch, np.ndarray) and batch.dtype == np.uint8:
+        data = torch.from_numpy(np.ascontiguousarray(batch))
+    elif isinstance(batch, torch.Tensor) and batch.dtype == torch.uint8:
+        data = batch
+    else:
         got = f"{type(batch).__name__} {getattr(batch, 'dtype', '')}"
         raise ValueError(f"clips(rng) must return a uint8 numpy array, got {got}")
-    if batch.ndim != 5 or batch.shape[-1] != 3 or batch.shape[2:4] != (height, width):
-        raise ValueError(f"clips(rng) must return shape (B, T, {height}, {width}, 3), got {batch.shape}")
-    return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
+    if data.ndim != 5 or data.shape[-1] != 3 or tuple(data.shape[2:4]) != (height, width):
+        raise ValueError(
+            f"clips(rng) must return shape (B, T, {height}, {width}, 3), got {tuple(data.shape)}"
+        )
+    data = data.to(device, non_blocking=True)
+    return data.permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
+
+
+def learning_rate(cfg: AETrainConfig, step: int, steps: int, final_lr_fraction: float | None) -> float:
+    """Linear warm-up to ``cfg.lr``; then constant, or a cosine down to ``final_lr_fraction * cfg.lr`` at
+    ``steps`` when ``final_lr_fraction`` is given."""
+    warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+    if final_lr_fraction is None or step < cfg.warmup_steps:
+        return cfg.lr * warm
+    progress = min(1.0, (step - cfg.warmup_steps) / max(steps - cfg.warmup_steps, 1))
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return cfg.lr * (final_lr_fraction + (1.0 - final_lr_fraction) * cosine)
 
 
 def build_model(cfg: AETrainConfig) -> DCAutoencoder:
@@ -51,16 +74,20 @@ def trainable_parameters(model: DCAutoencoder, stage: str) -> list[torch.nn.Para
 
 @torch.no_grad()
 def estimate_latent_stats(
-    model: DCAutoencoder, clips: ClipSampler, rng: np.random.Generator, batches: int
+    model: DCAutoencoder,
+    clips: ClipSampler,
+    rng: np.random.Generator,
+    batches: int,
+    device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of raw latents over ``batches`` sampled clips."""
+    """Per-channel mean and std (fp32, on the CPU) of raw latents over ``batches`` sampled clips."""
     c = model.config
     zs = []
     for _ in range(batches):
-        x = clips_to_tensor(clips(rng), c.image_height, c.image_width)
-        zs.append(model.encode_raw(x).transpose(0, 2).reshape(c.latent_channels, -1))
+        x = clips_to_tensor(clips(rng), c.image_height, c.image_width, device)
+        zs.append(model.encode_raw(x).float().transpose(0, 2).reshape(c.latent_channels, -1))
     z = torch.cat(zs, dim=1)
-    return z.mean(dim=1), z.std(dim=1).clamp_min(1e-6)
+    return z.mean(dim=1).cpu(), z.std(dim=1).clamp_min(1e-6).cpu()
 
 
 def train_autoencoder(
@@ -70,20 +97,32 @@ def train_autoencoder(
     steps: int,
     progress: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    device: str | torch.device = "cpu",
+    final_lr_fraction: float | None = None,
+    mixed_precision: bool = True,
 ) -> DCAutoencoder:
     """Train until ``steps`` total steps, resuming from ``out_dir/checkpoints`` when present.
 
-    ``clips(rng)`` returns a uint8 batch (B, T, H, W, 3). Writes checkpoints every
-    ``cfg.checkpoint_every`` steps and at the end, then the model folder ``out_dir/model`` with latent
-    normalisation estimated from ``cfg.latent_stats_batches`` batches. Returns the trained model.
+    ``clips(rng)`` returns a uint8 batch (B, T, H, W, 3) (numpy, or a torch tensor). The model, the loss
+    and every batch live on ``device``; on a CUDA device the model runs under bf16 autocast unless
+    ``mixed_precision`` is False (the loss is always computed in fp32). ``final_lr_fraction``, when
+    given, decays the learning rate along a cosine to that fraction of ``cfg.lr`` at ``steps``; by
+    default it stays constant after the warm-up. Writes checkpoints every ``cfg.checkpoint_every``
+    steps and at the end, then the model folder ``out_dir/model`` with latent normalisation estimated
+    from ``cfg.latent_stats_batches`` batches; both are CPU-loadable safetensors. Returns the trained
+    model, on ``device``.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if final_lr_fraction is not None and not 0.0 <= final_lr_fraction <= 1.0:
+        raise ValueError(f"final_lr_fraction must be in [0, 1], got {final_lr_fraction}")
+    device = torch.device(device)
+    autocast = mixed_precision and device.type == "cuda"
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = build_model(cfg)
+    model = build_model(cfg).to(device)
     params = trainable_parameters(model, cfg.stage)
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     loss_fn = AutoencoderLoss(
@@ -93,7 +132,7 @@ def train_autoencoder(
         cfg.gan_weight,
         cfg.gan_start_step,
         cfg.disc_width,
-    )
+    ).to(device)
     modules: dict[str, torch.nn.Module] = {"model": model}
     optimizers: dict[str, torch.optim.Optimizer] = {"model": opt}
     disc_opt = None
@@ -112,12 +151,14 @@ def train_autoencoder(
     model.train()
     bar = tqdm(total=steps, initial=min(step, steps), disable=not progress, desc=f"ae/{cfg.stage}")
     while step < steps:
-        x = clips_to_tensor(clips(rng), c.image_height, c.image_width)
+        x = clips_to_tensor(clips(rng), c.image_height, c.image_width, device)
         if cfg.stage == "spatial":
             x = x.reshape(-1, 1, *x.shape[2:])
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
-        recon = model.reconstruct(x)
+            group["lr"] = learning_rate(cfg, step, steps, final_lr_fraction)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            recon = model.reconstruct(x)
+        recon = recon.float()
         loss, parts = loss_fn(recon, x, step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -143,7 +184,7 @@ def train_autoencoder(
 
     model.eval()
     stats_rng = np.random.default_rng(cfg.seed + 1)
-    shift, scale = estimate_latent_stats(model, clips, stats_rng, cfg.latent_stats_batches)
+    shift, scale = estimate_latent_stats(model, clips, stats_rng, cfg.latent_stats_batches, device)
     model.set_latent_stats(shift, scale)
     model.save_pretrained(out / "model")
     return model

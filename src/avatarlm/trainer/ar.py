@@ -52,9 +52,16 @@ def window_sampler(cfg: ARTrainConfig, model: ARModel, clips: list) -> WindowSam
 
 
 def window_loss(model: ARModel, batch: WindowBatch, generator: torch.Generator) -> torch.Tensor:
-    """Teacher-forcing loss of one batch of windows (conditions encoded with dropout in train mode)."""
+    """Teacher-forcing loss of one batch of windows (conditions encoded with dropout in train mode).
+    With the "delta" target, f_1 counts only where the reference is the frame just before it."""
     cond = model.encode_conditions(batch.conditions, generator=generator)
-    return model.loss(batch.latents, cond, generator=generator)
+    weight = None
+    if model.config.target == "delta":  # f_1's change from a reference taken elsewhere means nothing
+        b, f = batch.latents.shape[:2]
+        weight = torch.ones(b, f - 1, device=batch.latents.device)
+        contiguous = [float(w.reference == w.start - 1) for w in batch.windows]
+        weight[:, 0] = torch.tensor(contiguous, device=weight.device)
+    return model.loss(batch.latents, cond, generator=generator, frame_weight=weight)
 
 
 def _autocast(device: torch.device):

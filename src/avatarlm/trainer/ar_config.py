@@ -23,7 +23,15 @@ class ARTrainConfig(ComponentConfig):
     """
 
     kind: ClassVar[str] = "ar_train"
-    _presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {"model": ARConfig.preset("tiny").to_dict()}}
+    _presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {
+            "model": ARConfig.preset("tiny").to_dict(),
+            "lr": 6e-4,
+            "warmup_steps": 100,
+            "ema_decay": 0.995,
+            "checkpoint_every": 250,
+        }
+    }
 
     model: ARConfig = field(default_factory=ARConfig)
     window_frames: int = 32  # f_0 + 31 predicted frames

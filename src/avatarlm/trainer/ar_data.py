@@ -25,7 +25,7 @@ from avatarlm.autoencoder.tokens import grid_to_tokens
 from avatarlm.conditions.projector import ConditionBatch
 from avatarlm.data.face import FACE_STATE_FIELDS
 from avatarlm.data.instructions import INSTRUCTIONS
-from avatarlm.data.shards import iter_samples, read_index
+from avatarlm.data.shards import Sample, iter_samples, read_index
 
 POSE_FIELDS = ("yaw", "pitch", "roll")
 INSTRUCTION_TEXT = {name: text for text, name in INSTRUCTIONS.items()}
@@ -59,6 +59,27 @@ def frame_texts(instructions: np.ndarray, names: Sequence[str]) -> list[str | No
     return texts
 
 
+def clip_from_sample(sample: Sample, tokens: np.ndarray | None = None) -> ARClip:
+    """An :class:`ARClip` of a dataset sample; ``tokens`` (N, T, C) are its latents (empty when None)."""
+    t = sample.truth
+    n = len(t["face"])
+    if tokens is not None and len(tokens) != n:
+        raise ValueError(f"clip {sample.key}: {n} truth frames but {len(tokens)} latent frames")
+    yaw = [FACE_STATE_FIELDS.index(f) for f in POSE_FIELDS]
+    return ARClip(
+        key=sample.key,
+        latents=np.zeros((n, 0, 0), np.float32)
+        if tokens is None
+        else np.ascontiguousarray(tokens, np.float32),
+        audio=np.stack([sample.audio[s] for s in AUDIO_STREAMS]).astype(np.float32),
+        pose=t["face"][:, yaw].astype(np.float32),
+        keypoints=t["keypoints"].astype(np.float32),
+        texts=frame_texts(t["instructions"], sample.meta["instruction_names"]),
+        truth=dict(t),
+        meta={k: sample.meta[k] for k in ("spec", "voices") if k in sample.meta},
+    )
+
+
 def load_ar_clips(data: str | os.PathLike[str], tag: str, split: str, progress: bool = True) -> list[ARClip]:
     """The clips of ``split`` with their cached latents (``avatarlm ae encode --tag TAG``)."""
     data = Path(data)
@@ -67,7 +88,6 @@ def load_ar_clips(data: str | os.PathLike[str], tag: str, split: str, progress: 
     total = sum(len(s["samples"]) for s in index["shards"] if s["split"] == split)
     if total == 0:
         raise ValueError(f"split {split!r} of {data} has no clips")
-    yaw = [FACE_STATE_FIELDS.index(f) for f in POSE_FIELDS]
     clips = []
     for sample in tqdm(iter_samples(data, split, frames=False), total=total, desc=f"load {split} clips",
                        disable=not progress):  # fmt: skip
@@ -75,23 +95,7 @@ def load_ar_clips(data: str | os.PathLike[str], tag: str, split: str, progress: 
             raise ValueError(f"clip {sample.key} has no cached latents under tag {tag!r}; rerun `ae encode`")
         tokens = grid_to_tokens(latents[sample.key])
         assert isinstance(tokens, np.ndarray)
-        t = sample.truth
-        n = len(tokens)
-        if len(t["face"]) != n:
-            raise ValueError(f"clip {sample.key}: {len(t['face'])} truth frames but {n} latent frames")
-        audio = np.stack([sample.audio[s] for s in AUDIO_STREAMS]).astype(np.float32)
-        clips.append(
-            ARClip(
-                key=sample.key,
-                latents=np.ascontiguousarray(tokens, dtype=np.float32),
-                audio=audio,
-                pose=t["face"][:, yaw].astype(np.float32),
-                keypoints=t["keypoints"].astype(np.float32),
-                texts=frame_texts(t["instructions"], sample.meta["instruction_names"]),
-                truth=dict(t),
-                meta={k: sample.meta[k] for k in ("spec", "voices") if k in sample.meta},
-            )
-        )
+        clips.append(clip_from_sample(sample, tokens))
     return clips
 
 
@@ -159,34 +163,51 @@ class WindowSampler:
             out.append(Window(int(c), start, ref))
         return out
 
-    def _audio(self, clip: ARClip, start: int) -> np.ndarray:
-        """(S, (H + F - 1) * spf) audio: from H frames before the frame preceding f_1, silence outside."""
-        count = (self.history + self.frames - 1) * self.spf
-        begin = (start - 1 - self.history) * self.spf
-        out = np.zeros((self.audio_streams, count), dtype=np.float32)
-        lo, hi = max(begin, 0), min(begin + count, clip.audio.shape[1])
-        if hi > lo:
-            out[:, lo - begin : hi - begin] = clip.audio[: self.audio_streams, lo:hi]
-        return out
-
     def collate(self, windows: Sequence[Window], device: torch.device | str = "cpu") -> WindowBatch:
         span = self.frames - 1
-        lat, audio, pose, kps, texts = [], [], [], [], []
+        lat, parts = [], []
         for w in windows:
             c = self.clips[w.clip]
-            sl = slice(w.start, w.start + span)
-            lat.append(np.concatenate([c.latents[w.reference : w.reference + 1], c.latents[sl]]))
-            audio.append(self._audio(c, w.start))
-            pose.append(c.pose[sl])
-            kps.append(c.keypoints[sl])
-            texts.append(c.texts[sl])
-        cond = ConditionBatch(batch_size=len(windows), num_frames=span)
-        if "audio" in self.modalities:
-            cond.audio = torch.from_numpy(np.stack(audio)).to(device)
-            cond.audio_history_frames = self.history
-        if "pose" in self.modalities:
-            cond.pose = torch.from_numpy(np.stack(pose)).to(device)
-            cond.keypoints = torch.from_numpy(np.stack(kps)).to(device)
-        if "text" in self.modalities:
-            cond.text = texts
+            lat.append(
+                np.concatenate(
+                    [c.latents[w.reference : w.reference + 1], c.latents[w.start : w.start + span]]
+                )
+            )
+            parts.append(window_conditions(c, w.start, span, self.history, self.audio_streams, self.spf))
+        cond = stack_conditions(parts, self.modalities, self.history, device)
         return WindowBatch(torch.from_numpy(np.stack(lat)).to(device), cond, list(windows))
+
+
+def window_conditions(
+    clip: ARClip, start: int, count: int, history: int = 0, audio_streams: int = 1, spf: int = 640
+) -> dict[str, Any]:
+    """The conditions of clip frames ``start .. start + count - 1``: pose, keypoints, texts, and audio
+    (S, (history + count) * spf) from ``history`` frames before frame ``start - 1``, silence outside the
+    clip (the look-ahead past the end is added by the audio encoder, also as silence)."""
+    n = (history + count) * spf
+    begin = (start - 1 - history) * spf
+    audio = np.zeros((audio_streams, n), dtype=np.float32)
+    lo, hi = max(begin, 0), min(begin + n, clip.audio.shape[1])
+    if hi > lo:
+        audio[:, lo - begin : hi - begin] = clip.audio[:audio_streams, lo:hi]
+    sl = slice(start, start + count)
+    return {"audio": audio, "pose": clip.pose[sl], "keypoints": clip.keypoints[sl], "text": clip.texts[sl]}
+
+
+def stack_conditions(
+    parts: Sequence[dict[str, Any]],
+    modalities: Sequence[str],
+    history: int,
+    device: torch.device | str = "cpu",
+) -> ConditionBatch:
+    """One ConditionBatch of the enabled ``modalities`` from :func:`window_conditions` dicts."""
+    cond = ConditionBatch(batch_size=len(parts), num_frames=len(parts[0]["pose"]))
+    if "audio" in modalities:
+        cond.audio = torch.from_numpy(np.stack([p["audio"] for p in parts])).to(device)
+        cond.audio_history_frames = history
+    if "pose" in modalities:
+        cond.pose = torch.from_numpy(np.stack([p["pose"] for p in parts])).to(device)
+        cond.keypoints = torch.from_numpy(np.stack([p["keypoints"] for p in parts])).to(device)
+    if "text" in modalities:
+        cond.text = [p["text"] for p in parts]
+    return cond

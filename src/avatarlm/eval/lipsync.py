@@ -1,0 +1,82 @@
+"""Lip-sync of generated clips against the synthetic world's ground truth.
+
+The mouth probe reads, from pixels alone, how open the mouth is: the mean darkness inside a box that
+follows the head (the renderer's mouth box for the true pose with the mouth fully open, so the box never
+depends on the opening it measures). Its correlation with the true ``mouth_open`` control, at the best time
+offset within a few frames, is the lip-sync score; the same probe on the true frames and on their
+autoencoder reconstructions gives the ceilings the generated score should be read against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from avatarlm.data.face import FaceState
+from avatarlm.data.identity import Identity
+from avatarlm.data.render import Renderer
+
+DARK_LEVEL = 110.0  # grey level below which a pixel counts as (partly) mouth interior
+
+
+def mouth_boxes(
+    identity_seed: int, faces: np.ndarray, height: int, width: int
+) -> list[tuple[int, int, int, int]]:
+    """Per-frame (x0, y0, x1, y1) boxes around the fully opened mouth at each frame's true head pose."""
+    renderer = Renderer(Identity.from_seed(identity_seed), height, width)
+    boxes = []
+    for vec in faces:
+        state = FaceState.from_vector(vec)
+        state.mouth_open = 1.0
+        boxes.append(renderer.mouth_box(state))
+    return boxes
+
+
+def mouth_trace(frames: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """(N,) mean darkness in [0, 1] inside each frame's box: 0 = no dark pixel, 1 = all black."""
+    if len(frames) != len(boxes):
+        raise ValueError(f"{len(frames)} frames but {len(boxes)} mouth boxes")
+    out = np.zeros(len(frames))
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        grey = frames[i, y0:y1, x0:x1].astype(np.float64).mean(axis=-1)
+        out[i] = np.clip((DARK_LEVEL - grey) / DARK_LEVEL, 0.0, 1.0).mean() if grey.size else 0.0
+    return out
+
+
+def lagged_correlations(probe: np.ndarray, truth: np.ndarray, max_lag: int = 3) -> dict[int, float]:
+    """Pearson correlation of ``probe[t + lag]`` with ``truth[t]`` for lag in -max_lag..max_lag
+    (positive lag: the probe trails the truth)."""
+    if probe.shape != truth.shape or probe.ndim != 1:
+        raise ValueError(f"probe and truth must be equal 1-D arrays, got {probe.shape} and {truth.shape}")
+    if len(probe) <= 2 * max_lag + 2:
+        raise ValueError(
+            f"need more than {2 * max_lag + 2} frames for lags up to {max_lag}, got {len(probe)}"
+        )
+    out = {}
+    n = len(probe)
+    for lag in range(-max_lag, max_lag + 1):
+        a = probe[max(lag, 0) : n + min(lag, 0)]
+        b = truth[max(-lag, 0) : n - max(lag, 0)]
+        sa, sb = a.std(), b.std()
+        out[lag] = float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb)) if sa > 0 and sb > 0 else 0.0
+    return out
+
+
+@dataclass
+class LipSync:
+    """Correlation of the mouth probe with the true opening: at offset 0 and at the best offset."""
+
+    corr_at_0: float
+    best_lag: int
+    corr_at_best: float
+    frames: int
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def lip_sync(probe: np.ndarray, truth: np.ndarray, max_lag: int = 3) -> LipSync:
+    corr = lagged_correlations(probe, truth, max_lag)
+    best = max(corr, key=lambda k: (corr[k], -abs(k)))
+    return LipSync(corr[0], best, corr[best], len(probe))

@@ -1,0 +1,73 @@
+"""Offline generation of a whole clip from a pipeline: reference frame + conditions -> frames.
+
+This is the same computation a streaming session performs step by step (KV-cached AR steps seeded per
+frame, then the autoencoder's streaming decode), with the conditions of the whole clip encoded up front.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.autoencoder.tokens import grid_to_tokens, tokens_to_grid
+from avatarlm.conditions.projector import ConditionBatch
+from avatarlm.model import ARModel
+
+
+@torch.no_grad()
+def generate_latents(
+    model: ARModel, reference: torch.Tensor, cond_tokens: torch.Tensor, seed: int = 0, progress: bool = False
+) -> torch.Tensor:
+    """Tokens (F + 1, T, C): the reference (T, C) followed by the F frames cond_tokens (F, k, D) drive."""
+    model.eval()
+    state = model.start(reference[None], seed=seed)
+    out = [reference]
+    for j in tqdm(range(cond_tokens.shape[0]), desc="generate", disable=not progress):
+        out.append(model.step(state, cond_tokens[j][None])[0])
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def decode_tokens(ae: DCAutoencoder, tokens: torch.Tensor) -> np.ndarray:
+    """Tokens (N, T, C) -> uint8 frames (N, H, W, 3), frame by frame through the decoder's caches."""
+    ae.eval()
+    _, h, w = ae.latent_shape
+    grids = tokens_to_grid(tokens, h, w)
+    assert isinstance(grids, torch.Tensor)
+    cache = ae.new_cache()
+    frames = [ae.decode_step(grids[i][None], cache)[0] for i in range(len(grids))]
+    x = torch.stack(frames)  # (N, 3, H, W) in [-1, 1]
+    return x.permute(0, 2, 3, 1).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+@torch.no_grad()
+def encode_reference(ae: DCAutoencoder, image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) image -> reference tokens (T, C) in the AR model's normalised latent space."""
+    c = ae.config
+    if image.dtype != np.uint8 or image.shape != (c.image_height, c.image_width, 3):
+        raise ValueError(
+            f"reference image must be uint8 ({c.image_height}, {c.image_width}, 3), got {image.dtype} "
+            f"{image.shape}"
+        )
+    x = torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1)[None, None]
+    z = ae.encode(x, ae.new_cache())[0, 0]
+    tokens = grid_to_tokens(z)
+    assert isinstance(tokens, torch.Tensor)
+    return tokens
+
+
+def generate_clip(
+    ae: DCAutoencoder,
+    model: ARModel,
+    reference: torch.Tensor,
+    conditions: ConditionBatch,
+    seed: int = 0,
+    progress: bool = False,
+) -> np.ndarray:
+    """uint8 frames (F + 1, H, W, 3): the decoded reference, then the F generated frames."""
+    model.eval()
+    with torch.no_grad():
+        cond = model.encode_conditions(conditions)[0]
+    return decode_tokens(ae, generate_latents(model, reference, cond, seed, progress))
