@@ -79,3 +79,37 @@ def test_ae_encode_and_eval_commands(tiny_dataset, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mouth_psnr" in out and "flicker" in out
     assert main(["ae", "eval", "--data", str(tiny_dataset), "--model", str(tmp_path / "missing")]) == 2
+
+
+def test_train_ar_and_eval_refuse_bad_input_with_one_message(tiny_dataset, tmp_path, capsys):
+    from ar_helpers import TAG, encoded_dataset, train_config
+
+    ae = encoded_dataset(tiny_dataset)
+    base = [
+        "train",
+        "ar",
+        "--data",
+        str(tiny_dataset),
+        "--ae",
+        str(ae),
+        "--out",
+        str(tmp_path / "r"),
+        "--steps",
+        "1",
+    ]
+    cases = [
+        (["--preset", "nope"], "unknown preset 'nope'"),
+        (["--preset", "tiny", "--tag", TAG], "the autoencoder's latent is 4x4 tokens x 8 channels"),
+        (["--preset", str(tmp_path / "missing.json")], "no such file"),
+    ]
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(__import__("json").dumps(train_config().to_dict()))
+    cases.append((["--preset", str(cfg), "--tag", "never-encoded"], "run `avatarlm ae encode` first"))
+    cases.append((["--preset", str(cfg), "--tag", TAG, "--set", "model.nope=1"], "unknown field 'nope'"))
+    for extra, message in cases:
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "r").exists()
+    assert main(["eval", "lipsync", "--model", str(tmp_path), "--data", str(tiny_dataset), "--out", "x"]) == 2
+    assert "pipeline.json is missing" in capsys.readouterr().err

@@ -64,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("--device", default="cpu", help="cpu or cuda")
     ar.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
 
+    evalcmd = sub.add_parser("eval", help="measure a trained pipeline").add_subparsers(
+        dest="eval_command", required=True
+    )
+    lips = evalcmd.add_parser("lipsync", help="generate held-out clips and score their lip-sync")
+    lips.add_argument("--model", required=True, help="pipeline folder (OUT/pipeline of `avatarlm train ar`)")
+    lips.add_argument("--data", required=True, help="dataset folder")
+    lips.add_argument("--split", default="test")
+    lips.add_argument("--clips", type=int, default=8)
+    lips.add_argument("--frames", type=int, default=None, help="frames per clip (default: whole clips)")
+    lips.add_argument("--seed", type=int, default=0)
+    lips.add_argument("--out", required=True, help="folder for the side-by-side mp4, trace plot and JSON")
+
     aecmd = sub.add_parser("ae", help="use a trained autoencoder").add_subparsers(
         dest="ae_command", required=True
     )
@@ -150,6 +162,25 @@ def _train_ar(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def _eval_lipsync(args: argparse.Namespace) -> None:
+    from avatarlm.eval.generated_lipsync import SOURCES, evaluate_lipsync
+    from avatarlm.pipeline.folder import load_pipeline
+
+    if args.clips < 1 or (args.frames is not None and args.frames < 10):
+        raise ValueError(f"--clips must be >= 1 and --frames >= 10, got {args.clips} and {args.frames}")
+    report = evaluate_lipsync(
+        load_pipeline(args.model), args.data, args.split, args.clips, args.frames, seed=args.seed,
+        out_dir=args.out,
+    )  # fmt: skip
+    print(f"{report.clips} clips, {report.frames} frames; mouth probe vs true opening (Pearson):")
+    for source in SOURCES:
+        lag, corr = report.best(source)
+        print(
+            f"  {source:>13}: {report.curves[source][0]:+.3f} at offset 0, {corr:+.3f} at best offset {lag:+d}"
+        )
+    print(f"wrote {args.out}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -182,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train_ae(args)
         elif args.command == "train" and args.train_command == "ar":
             _train_ar(args)
+        elif args.command == "eval":
+            _eval_lipsync(args)
         elif args.command == "ae":
             _ae_command(args)
     except (ValueError, FileNotFoundError) as e:

@@ -1,0 +1,1 @@
+"""Inference procedures: pipeline folders and offline clip generation."""
