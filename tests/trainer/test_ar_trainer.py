@@ -23,7 +23,7 @@ def clips(tiny_dataset):
 
 
 def sampler_for(cfg, clips):
-    return window_sampler(cfg, ARModel(cfg.model), clips)
+    return window_sampler(cfg, clips)
 
 
 def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module, atol: float = 0.0) -> None:

@@ -48,9 +48,9 @@ def _npz_bytes(**arrays: np.ndarray) -> bytes:
 
 
 def _wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    buf = io.BytesIO()
     import soundfile as sf  # imported on use: readers of latents and truth need no audio library
 
+    buf = io.BytesIO()
     sf.write(buf, np.asarray(audio, dtype=np.float32), sample_rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
 

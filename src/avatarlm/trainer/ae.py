@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from ..autoencoder.model import DCAutoencoder
 from ..config import AETrainConfig
 from ..io import atomic_write_json
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .schedule import warmup_cosine_lr
 
 ClipSampler = Callable[[np.random.Generator], np.ndarray | torch.Tensor]
 
@@ -44,12 +44,7 @@ def clips_to_tensor(
 def learning_rate(cfg: AETrainConfig, step: int, steps: int, final_lr_fraction: float | None) -> float:
     """Linear warm-up to ``cfg.lr``; then constant, or a cosine down to ``final_lr_fraction * cfg.lr`` at
     ``steps`` when ``final_lr_fraction`` is given."""
-    warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
-    if final_lr_fraction is None or step < cfg.warmup_steps:
-        return cfg.lr * warm
-    progress = min(1.0, (step - cfg.warmup_steps) / max(steps - cfg.warmup_steps, 1))
-    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-    return cfg.lr * (final_lr_fraction + (1.0 - final_lr_fraction) * cosine)
+    return warmup_cosine_lr(step, steps, cfg.lr, cfg.warmup_steps, final_lr_fraction)
 
 
 def build_model(cfg: AETrainConfig) -> DCAutoencoder:

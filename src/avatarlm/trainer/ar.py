@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from avatarlm.conditions.audio import AudioEncoder
 from avatarlm.io import atomic_write_json
 from avatarlm.model import ARModel, keyed_generator
 from avatarlm.trainer.ar_config import ARTrainConfig
-from avatarlm.trainer.ar_data import WindowBatch, WindowSampler
+from avatarlm.trainer.ar_data import ARClip, WindowBatch, WindowSampler
 from avatarlm.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from avatarlm.trainer.distributed import DistributedContext, barrier, sum_gradients
 from avatarlm.trainer.loss_log import LossLog
@@ -33,13 +34,12 @@ from avatarlm.trainer.loss_log import LossLog
 _VAL_KEY = 2**31 - 1  # generator key of the validation pass (never a training step)
 
 
-def window_sampler(cfg: ARTrainConfig, model: ARModel, clips: list) -> WindowSampler:
+def window_sampler(cfg: ARTrainConfig, clips: Sequence[ARClip]) -> WindowSampler:
     """The sampler a run of ``cfg`` uses over ``clips`` (audio history defaults to the receptive field)."""
     cond = cfg.model.conditions
     history = cfg.audio_history_frames
     if history is None:
-        audio = model.conditions.encoders["audio"] if "audio" in cond.modalities else None
-        history = audio.receptive_field_frames if isinstance(audio, AudioEncoder) else 0
+        history = AudioEncoder(cond).receptive_field_frames if "audio" in cond.modalities else 0
     return WindowSampler(
         clips,
         cfg.window_frames,

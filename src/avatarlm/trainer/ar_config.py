@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from avatarlm.ar_config import ARConfig
 from avatarlm.config import ComponentConfig, register_config
+from avatarlm.trainer.schedule import warmup_cosine_lr
 
 
 @register_config
@@ -78,9 +78,4 @@ class ARTrainConfig(ComponentConfig):
 
     def lr_at(self, step: int, total_steps: int) -> float:
         """Learning rate of optimizer step ``step`` (0-based) in a run of ``total_steps``."""
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        span = max(total_steps - self.warmup_steps, 1)
-        progress = min(max(step - self.warmup_steps, 0) / span, 1.0)
-        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
+        return warmup_cosine_lr(step, total_steps, self.lr, self.warmup_steps, self.min_lr_ratio)

@@ -68,10 +68,9 @@ def run_ar_training(
     check_compatible(ae, ARModel(cfg.model))
     ctx = init_distributed(device)
     try:
-        probe = ARModel(cfg.model)
-        train = window_sampler(cfg, probe, load_ar_clips(data, tag, "train", progress and ctx.is_main))
+        train = window_sampler(cfg, load_ar_clips(data, tag, "train", progress and ctx.is_main))
         try:
-            val = window_sampler(cfg, probe, load_ar_clips(data, tag, "val", progress=False))
+            val = window_sampler(cfg, load_ar_clips(data, tag, "val", progress=False))
         except ValueError:
             val = None  # no validation split: train loss only
         if ctx.is_main:
