@@ -192,3 +192,26 @@ def test_frame_weight_skips_frames_in_the_loss():
         model.loss(latents, cond, frame_weight=torch.ones(2, 4))
     with pytest.raises(ValueError, match="target must be one of"):
         small_config(target="residual")
+
+
+def test_face_probe_adds_a_supervised_read_out_of_the_hidden_states(tmp_path):
+    """The probe's MSE joins the loss: it changes with the face targets only, trains the backbone, needs
+    targets, and the model folder keeps it; without the weight there is no probe at all."""
+    assert make_model().face_probe is None
+    model = make_model(face_probe_weight=1.0, face_probe_fields=("mouth_open", "mouth_width"))
+    latents, cond = toy_batch(b=2, f=4)
+    face = torch.rand(2, 3, 2, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator
+    a = model.loss(latents, cond, g().manual_seed(0), face_targets=face)
+    b = model.loss(latents, cond, g().manual_seed(0), face_targets=face + 3.0)
+    assert float(b.detach()) > float(a.detach()) + 1.0  # the probe starts near zero: far targets cost more
+    b.backward()
+    backbone_grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
+    assert model.face_probe.weight.grad is not None and sum(float(x.abs().sum()) for x in backbone_grads) > 0
+    with pytest.raises(ValueError, match="face_targets of shape"):
+        model.loss(latents, cond)
+    loaded = ARModel.from_pretrained(model.save_pretrained(tmp_path / "m"))
+    torch.testing.assert_close(loaded.face_probe.weight, model.face_probe.weight)
+    assert loaded.config.face_probe_fields == ("mouth_open", "mouth_width")
+    with pytest.raises(ValueError, match="face_probe_weight"):
+        small_config(face_probe_weight=-1.0)

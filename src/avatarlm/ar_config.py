@@ -54,6 +54,12 @@ class ARConfig(ComponentConfig):
     # so "delta" spends the head's capacity on the motion (mouth, head) instead of re-drawing the face.
     target: str = "frame"
     delta_scale: float = 0.1
+    # Auxiliary face-state supervision (0 = off): a linear probe reads the hidden states that predict frame
+    # k+1 and regresses that frame's face state (these fields of the data's per-frame truth); its MSE, times
+    # face_probe_weight, joins the loss. The next mouth shape is not in the history, only in the audio, so
+    # the probe pushes the backbone to carry what the audio says to where the head reads it.
+    face_probe_fields: tuple[str, ...] = ("mouth_open", "mouth_width", "mouth_round")
+    face_probe_weight: float = 0.0
 
     @property
     def hidden_size(self) -> int:
@@ -95,5 +101,10 @@ class ARConfig(ComponentConfig):
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.delta_scale <= 0:
             raise ValueError(f"delta_scale must be positive, got {self.delta_scale}")
+        if self.face_probe_weight < 0:
+            raise ValueError(f"face_probe_weight must be >= 0, got {self.face_probe_weight}")
+        if self.face_probe_weight > 0 and not self.face_probe_fields:
+            raise ValueError("face_probe_weight > 0 needs at least one face_probe_fields entry")
+        self.face_probe_fields = tuple(self.face_probe_fields)
         if self.sigma_frequency_dim < 2 or self.sigma_frequency_dim % 2:
             raise ValueError(f"sigma_frequency_dim must be even and >= 2, got {self.sigma_frequency_dim}")

@@ -81,6 +81,9 @@ class ARModel(nn.Module):
         self.sigma_embedding = TimestepEmbedding(d, config.sigma_frequency_dim)
         nn.init.zeros_(self.sigma_embedding.fc2.weight)  # starts as a constant; learns the noise level
         nn.init.zeros_(self.sigma_embedding.fc2.bias)
+        self.face_probe = (
+            nn.Linear(d, len(config.face_probe_fields)) if config.face_probe_weight > 0 else None
+        )  # training-only auxiliary read-out, see ARConfig.face_probe_weight
 
     # -- folders -------------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
@@ -184,6 +187,7 @@ class ARModel(nn.Module):
         cond_tokens: torch.Tensor,
         generator: torch.Generator | None = None,
         frame_weight: torch.Tensor | None = None,
+        face_targets: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Teacher-forcing head loss (a scalar) of clip latents (B, F, T, C), F >= 2, normalised.
 
@@ -191,7 +195,8 @@ class ARModel(nn.Module):
         condition); (B, F-1, k, D) holds cond(1..F-1). History frames are corrupted (see
         :meth:`corrupt_history`); the hidden states at f_k condition the head on the clean f_{k+1} (or on
         its change from the clean f_k, see ``ARConfig.target``). ``frame_weight`` (B, F-1) weights the
-        loss of each predicted frame f_1..f_{F-1} (0 skips one).
+        loss of each predicted frame f_1..f_{F-1} (0 skips one). ``face_targets`` (B, F-1, P) is the face
+        state of f_1..f_{F-1} (``ARConfig.face_probe_fields``); with ``face_probe_weight`` > 0 it is required.
         """
         if latents.dim() != 4 or latents.shape[1] < 2:
             raise ValueError(f"latents must be (B, F, T, C) with F >= 2, got {tuple(latents.shape)}")
@@ -215,9 +220,20 @@ class ARModel(nn.Module):
             if frame_weight.shape != (b, f - 1):
                 raise ValueError(f"frame_weight must be (B, {f - 1}), got {tuple(frame_weight.shape)}")
             mask = frame_weight.to(latents.device)[:, idx - 1].reshape(-1)
-        return self.head.loss(
+        loss = self.head.loss(
             target.reshape(b * targets.numel(), t, -1), cond, mask=mask, generator=generator
         )
+        if self.face_probe is None:
+            return loss
+        p = len(self.config.face_probe_fields)
+        if face_targets is None or face_targets.shape != (b, f - 1, p):
+            got = None if face_targets is None else tuple(face_targets.shape)
+            raise ValueError(
+                f"face_probe_weight > 0 needs face_targets of shape (B, {f - 1}, {p}), got {got}"
+            )
+        guess = self.face_probe(cond.reshape(b, targets.numel(), t, -1).mean(dim=2))
+        truth = face_targets.to(guess.device, guess.dtype)[:, idx - 1]
+        return loss + self.config.face_probe_weight * nn.functional.mse_loss(guess, truth)
 
     # -- generation ----------------------------------------------------------------------------------
     def start(self, reference_latent: torch.Tensor, seed: int = 0) -> GenerationState:

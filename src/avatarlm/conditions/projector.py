@@ -29,6 +29,8 @@ class ConditionBatch:
     """The available conditions of B clips over F frames; every field is optional.
 
     audio: (B, S, N) / (B * S, N) / (N,) samples at 16 kHz, S = cfg.audio_streams (0 = self, 1 = partner).
+        Samples past the last frame are its look-ahead (used up to ``lookahead_frames``, silence beyond);
+        give ``num_frames`` then, else F is read from N.
     audio_history_frames: H, the audio starts H frames (H * 640 samples) early; those frames only warm up the
         causal encoder and get no tokens (training windows cut from the middle of a clip use this so their
         first frames see real audio context, as in a running session).

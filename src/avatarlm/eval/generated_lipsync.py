@@ -76,7 +76,9 @@ def evaluate_lipsync(
         spec = sample.meta["spec"]
         if frames.shape[1:3] != (pipe.autoencoder.config.image_height, pipe.autoencoder.config.image_width):
             raise ValueError(f"clip {sample.key} has {frames.shape[1:3]} frames; the pipeline makes others")
-        parts = window_conditions(clip, 1, n - 1, 0, cfg.audio_streams, cfg.samples_per_frame)
+        parts = window_conditions(
+            clip, 1, n - 1, 0, cfg.audio_streams, cfg.samples_per_frame, cfg.lookahead_frames
+        )
         cond = stack_conditions([parts], cfg.modalities, 0)
         reference = encode_reference(pipe.autoencoder, frames[0])
         generated = generate_clip(pipe.autoencoder, pipe.model, reference, cond, seed=seed, progress=progress)

@@ -48,6 +48,8 @@ def window_sampler(cfg: ARTrainConfig, clips: Sequence[ARClip]) -> WindowSampler
         audio_history_frames=history,
         contiguous_reference=cfg.contiguous_reference,
         modalities=cond.modalities,
+        audio_lookahead_frames=cond.lookahead_frames,
+        face_fields=cfg.model.face_probe_fields if cfg.model.face_probe_weight > 0 else (),
     )
 
 
@@ -61,7 +63,7 @@ def window_loss(model: ARModel, batch: WindowBatch, generator: torch.Generator) 
         weight = torch.ones(b, f - 1, device=batch.latents.device)
         contiguous = [float(w.reference == w.start - 1) for w in batch.windows]
         weight[:, 0] = torch.tensor(contiguous, device=weight.device)
-    return model.loss(batch.latents, cond, generator=generator, frame_weight=weight)
+    return model.loss(batch.latents, cond, generator=generator, frame_weight=weight, face_targets=batch.face)
 
 
 def _autocast(device: torch.device):

@@ -5,7 +5,9 @@ A window of ``F`` frames is the reference frame f_0 followed by ``F - 1`` consec
 just before the window (``s - 1``, the start of a session) with probability ``contiguous_reference``, else a
 frame from elsewhere in the clip (what a rolling window keeps: an identity anchor from another time; see
 DESIGN.md). The audio starts ``audio_history_frames`` frames before the frame preceding f_1, so the causal
-audio encoder sees real context as it would in a running session; outside the clip it is silence.
+audio encoder sees real context as it would in a running session, and runs ``audio_lookahead_frames``
+past the last frame, so the last frames hear their look-ahead as a running session does (not silence);
+outside the clip it is silence.
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ class WindowBatch:
     latents: torch.Tensor
     conditions: ConditionBatch
     windows: list[Window]
+    face: torch.Tensor | None = None  # (B, F-1, P) face state of f_1 .. f_{F-1} (the sampler's face_fields)
 
 
 class WindowSampler:
@@ -127,6 +130,8 @@ class WindowSampler:
         audio_history_frames: int = 0,
         contiguous_reference: float = 0.5,
         modalities: Sequence[str] = ("audio", "pose", "text"),
+        audio_lookahead_frames: int = 0,
+        face_fields: Sequence[str] = (),
     ) -> None:
         if frames < 2:
             raise ValueError(f"a window needs at least 2 frames (reference + 1), got {frames}")
@@ -136,6 +141,11 @@ class WindowSampler:
             raise ValueError(f"contiguous_reference must be in [0, 1], got {contiguous_reference}")
         if audio_history_frames < 0:
             raise ValueError(f"audio_history_frames must be >= 0, got {audio_history_frames}")
+        if audio_lookahead_frames < 0:
+            raise ValueError(f"audio_lookahead_frames must be >= 0, got {audio_lookahead_frames}")
+        unknown = [f for f in face_fields if f not in FACE_STATE_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown face fields {unknown}; known: {FACE_STATE_FIELDS}")
         self.clips = [c for c in clips if c.n_frames >= frames]
         if not self.clips:
             raise ValueError(f"no clip has the {frames} frames a window needs ({len(clips)} clips given)")
@@ -143,6 +153,10 @@ class WindowSampler:
         self.audio_streams = audio_streams
         self.spf = samples_per_frame
         self.history = audio_history_frames
+        self.lookahead = audio_lookahead_frames
+        self.face_columns = [FACE_STATE_FIELDS.index(f) for f in face_fields]
+        if self.face_columns and any("face" not in c.truth for c in self.clips):
+            raise ValueError("face_fields need the clips' per-frame face state (truth['face'])")
         self.contiguous_reference = contiguous_reference
         self.modalities = tuple(modalities)
         starts = np.array([c.n_frames - frames + 2 for c in self.clips], dtype=np.float64)  # s in 1..N-F+1
@@ -165,7 +179,7 @@ class WindowSampler:
 
     def collate(self, windows: Sequence[Window], device: torch.device | str = "cpu") -> WindowBatch:
         span = self.frames - 1
-        lat, parts = [], []
+        lat, parts, face = [], [], []
         for w in windows:
             c = self.clips[w.clip]
             lat.append(
@@ -173,18 +187,31 @@ class WindowSampler:
                     [c.latents[w.reference : w.reference + 1], c.latents[w.start : w.start + span]]
                 )
             )
-            parts.append(window_conditions(c, w.start, span, self.history, self.audio_streams, self.spf))
+            parts.append(
+                window_conditions(
+                    c, w.start, span, self.history, self.audio_streams, self.spf, self.lookahead
+                )
+            )
+            if self.face_columns:
+                face.append(c.truth["face"][w.start : w.start + span, self.face_columns].astype(np.float32))
         cond = stack_conditions(parts, self.modalities, self.history, device)
-        return WindowBatch(torch.from_numpy(np.stack(lat)).to(device), cond, list(windows))
+        faces = torch.from_numpy(np.stack(face)).to(device) if face else None
+        return WindowBatch(torch.from_numpy(np.stack(lat)).to(device), cond, list(windows), faces)
 
 
 def window_conditions(
-    clip: ARClip, start: int, count: int, history: int = 0, audio_streams: int = 1, spf: int = 640
+    clip: ARClip,
+    start: int,
+    count: int,
+    history: int = 0,
+    audio_streams: int = 1,
+    spf: int = 640,
+    lookahead: int = 0,
 ) -> dict[str, Any]:
     """The conditions of clip frames ``start .. start + count - 1``: pose, keypoints, texts, and audio
-    (S, (history + count) * spf) from ``history`` frames before frame ``start - 1``, silence outside the
-    clip (the look-ahead past the end is added by the audio encoder, also as silence)."""
-    n = (history + count) * spf
+    (S, (history + count + lookahead) * spf) from ``history`` frames before frame ``start - 1``: the last
+    ``lookahead`` frames of it are the look-ahead of the last frames; silence outside the clip."""
+    n = (history + count + lookahead) * spf
     begin = (start - 1 - history) * spf
     audio = np.zeros((audio_streams, n), dtype=np.float32)
     lo, hi = max(begin, 0), min(begin + n, clip.audio.shape[1])
