@@ -61,7 +61,7 @@ def test_train_ae_refuses_a_dataset_of_the_wrong_size(tiny_dataset, tmp_path, ca
             "1",
         ]
     )
-    assert code == 2 and "the tiny preset needs (128, 128, 3)" in capsys.readouterr().err
+    assert code == 2 and "the autoencoder needs (128, 128, 3)" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 

@@ -64,6 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("--device", default="cpu", help="cpu or cuda")
     ar.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
 
+    everything = train.add_parser(
+        "all", help="build the default model from nothing: data, autoencoder, latents, AR (resumable)"
+    )
+    everything.add_argument("--preset", default="tiny", help="AE and AR preset (default: tiny)")
+    everything.add_argument(
+        "--ae-preset", default=None, help="autoencoder preset or JSON (default: --preset)"
+    )
+    everything.add_argument("--ar-preset", default=None, help="AR preset or JSON (default: --preset)")
+    everything.add_argument("--out", required=True, help="run folder (a rerun resumes; OUT/ar/pipeline)")
+    everything.add_argument("--hours", type=float, default=1.0, help="hours of synthetic video (default 1)")
+    everything.add_argument("--workers", type=int, default=2, help="synthesis processes (default 2)")
+    everything.add_argument("--seed", type=int, default=0)
+    everything.add_argument("--ae-steps", type=int, default=3500)
+    everything.add_argument("--ae-temporal-steps", type=int, default=600, help="0 skips the temporal stage")
+    everything.add_argument("--ar-steps", type=int, default=1500)
+    everything.add_argument("--device", default="cpu", help="cpu or cuda (AR stage)")
+    everything.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override an AR config field"
+    )
+
     evalcmd = sub.add_parser("eval", help="measure a trained pipeline").add_subparsers(
         dest="eval_command", required=True
     )
@@ -128,23 +148,15 @@ def _overrides(pairs: list[str]) -> dict[str, object]:
 
 def _train_ae(args: argparse.Namespace) -> None:
     from avatarlm.config import AETrainConfig
-    from avatarlm.data.frame_sampler import FrameSampler
-    from avatarlm.trainer.ae import train_autoencoder
+    from avatarlm.trainer.ae_run import run_ae_training
 
-    if args.batch < 1 or args.steps < 1:
-        raise ValueError(f"--batch and --steps must be at least 1, got {args.batch} and {args.steps}")
-    cfg = AETrainConfig.preset(
+    if args.preset not in AETrainConfig.preset_names() and not args.preset.endswith(".json"):
+        raise ValueError(f"unknown preset {args.preset!r}; known: {', '.join(AETrainConfig.preset_names())}")
+    cfg = AETrainConfig.from_preset_or_file(
         args.preset, stage=args.stage, init_from=args.init_from, **_overrides(args.set)
     )
-    sampler = FrameSampler(
-        args.data, "train", window=args.window, max_clips=args.max_clips, show_progress=True
-    )
-    want = (cfg.autoencoder.image_height, cfg.autoencoder.image_width, 3)
-    if sampler.frame_shape != want:
-        raise ValueError(f"dataset frames are {sampler.frame_shape}, the {args.preset} preset needs {want}")
-    print(f"training on {len(sampler.clips)} clips, {sampler.n_frames} frames")
-    train_autoencoder(cfg, lambda rng: sampler(rng, args.batch), args.out, args.steps)
-    print(f"wrote {args.out}/model")
+    model = run_ae_training(cfg, args.data, args.out, args.steps, args.batch, args.window, args.max_clips)
+    print(f"wrote {model}")
 
 
 def _train_ar(args: argparse.Namespace) -> None:
@@ -160,6 +172,26 @@ def _train_ar(args: argparse.Namespace) -> None:
     )
     if path is not None:
         print(f"wrote {path}")
+
+
+def _train_all(args: argparse.Namespace) -> None:
+    from avatarlm.trainer.train_all import TrainAllPlan, budget_table, train_all
+
+    plan = TrainAllPlan(
+        ae_preset=args.ae_preset or args.preset,
+        ar_preset=args.ar_preset or args.preset,
+        hours=args.hours,
+        seed=args.seed,
+        ae_steps=args.ae_steps,
+        ae_temporal_steps=args.ae_temporal_steps,
+        ar_steps=args.ar_steps,
+        ar_overrides=_overrides(args.set),
+        workers=args.workers,
+        device=args.device,
+    )
+    reports = train_all(plan, args.out)
+    print(budget_table(reports))
+    print(f"wrote {args.out}/ar/pipeline")
 
 
 def _eval_lipsync(args: argparse.Namespace) -> None:
@@ -213,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train_ae(args)
         elif args.command == "train" and args.train_command == "ar":
             _train_ar(args)
+        elif args.command == "train" and args.train_command == "all":
+            _train_all(args)
         elif args.command == "eval":
             _eval_lipsync(args)
         elif args.command == "ae":

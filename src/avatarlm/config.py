@@ -46,6 +46,25 @@ class ComponentConfig:
         values = {**cls._presets[name], **overrides}
         return cls.from_dict(values)
 
+    @classmethod
+    def from_preset_or_file(cls, name: str, **overrides: Any) -> Self:
+        """A named preset, or a JSON file (``*.json``) holding a config of this kind, e.g. a run's own."""
+        if not name.endswith(".json"):
+            return cls.preset(name, **overrides)
+        import json
+        from pathlib import Path
+
+        path = Path(name)
+        if not path.is_file():
+            raise ValueError(f"{name}: no such file")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{name} is not valid JSON: {e}") from None
+        if not isinstance(data, dict) or data.get("kind") != cls.kind:
+            raise ValueError(f"{name} does not hold a {cls.kind} config (kind {cls.kind!r})")
+        return cls.from_dict({**data, **overrides})
+
     def replace(self, **changes: Any) -> Self:
         """A validated copy with some fields changed."""
         return type(self).from_dict({**self.to_dict(), **changes})

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from avatarlm.autoencoder.model import DCAutoencoder
-from avatarlm.io import read_json
 from avatarlm.model import ARModel
 from avatarlm.pipeline.folder import check_compatible, save_pipeline
 from avatarlm.trainer.ar import train_ar, window_sampler
@@ -37,16 +36,9 @@ def apply_overrides(cfg: ARTrainConfig, overrides: dict[str, Any]) -> ARTrainCon
 
 def train_config(preset: str) -> ARTrainConfig:
     """A named preset, or a JSON file holding an ARTrainConfig (e.g. a run's train_config.json)."""
-    if preset.endswith(".json"):
-        if not Path(preset).is_file():
-            raise ValueError(f"--preset {preset}: no such file")
-        data = read_json(preset)
-        if not isinstance(data, dict) or data.get("kind") != ARTrainConfig.kind:
-            raise ValueError(f"{preset} does not hold an AR training config (kind {ARTrainConfig.kind!r})")
-        return ARTrainConfig.from_dict(data)
-    if preset not in ARTrainConfig.preset_names():
+    if not preset.endswith(".json") and preset not in ARTrainConfig.preset_names():
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(ARTrainConfig.preset_names())}")
-    return ARTrainConfig.preset(preset)
+    return ARTrainConfig.from_preset_or_file(preset)
 
 
 def run_ar_training(

@@ -1,0 +1,210 @@
+"""`avatarlm train all`: the default model from nothing, as one resumable command.
+
+Stages, in order: ``synth`` (the synthetic avatar world) -> ``ae_spatial`` -> ``ae_temporal`` (the two
+autoencoder stages) -> ``encode`` (latent cache) -> ``ar`` (the AR model, written as a pipeline folder).
+Every stage resumes itself (synthesis skips finished shards, trainers load their last checkpoint, the cache
+skips encoded shards), and ``OUT/stages.json`` records each finished stage with its wall time, so rerunning
+the same command after a kill or a reboot goes on where it stopped. ``OUT/plan.json`` pins the settings: a
+rerun with other settings is refused instead of mixing two runs.
+
+Layout: ``OUT/data`` (dataset + ``latents/train_all``), ``OUT/ae_spatial``, ``OUT/ae_temporal``, ``OUT/ar``;
+the result is ``OUT/ar/pipeline``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avatarlm.config import AETrainConfig
+from avatarlm.io import atomic_write_json, read_json
+
+STAGES = ("synth", "ae_spatial", "ae_temporal", "encode", "ar")
+# Budgets the issue sets for the tiny preset on 2 cores, in minutes (the autoencoder's two stages share one).
+BUDGET_MINUTES = {"synth": 20.0, "ae": 45.0, "encode": 15.0, "ar": 60.0}
+LATENT_TAG = "train_all"
+_RUN_ONLY = ("workers", "device")  # settings a rerun may change: they do not change the result
+
+
+@dataclass
+class TrainAllPlan:
+    """What ``train all`` builds. ``ae_preset`` / ``ar_preset``: preset names or JSON config files."""
+
+    ae_preset: str = "tiny"
+    ar_preset: str = "tiny"
+    hours: float = 1.0
+    seed: int = 0
+    languages: list[str] | None = None  # None: every language of the synthetic world
+    clip_seconds: tuple[float, float] = (6.0, 14.0)
+    ae_steps: int = 3500
+    ae_batch: int = 16
+    ae_temporal_steps: int = 600  # 0 skips the temporal stage (autoencoders without temporal layers)
+    ae_temporal_batch: int = 4
+    ae_temporal_window: int = 4
+    ar_steps: int = 1500
+    ar_overrides: dict[str, Any] = field(default_factory=dict)
+    workers: int = 2
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        if self.hours <= 0:
+            raise ValueError(f"--hours must be positive, got {self.hours}")
+        for name in (
+            "ae_steps",
+            "ae_batch",
+            "ae_temporal_batch",
+            "ae_temporal_window",
+            "ar_steps",
+            "workers",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.ae_temporal_steps < 0:
+            raise ValueError(f"ae_temporal_steps must be >= 0, got {self.ae_temporal_steps}")
+
+    def pinned(self) -> dict[str, Any]:
+        """The settings that decide the result (all but workers and device), JSON-ready."""
+        data = dataclasses.asdict(self)
+        for name in _RUN_ONLY:
+            data.pop(name)
+        data["clip_seconds"] = list(self.clip_seconds)
+        return data
+
+
+@dataclass
+class StageReport:
+    name: str
+    seconds: float
+    skipped: bool  # finished by an earlier run of the command
+
+
+def _check_plan(out: Path, plan: TrainAllPlan) -> None:
+    path = out / "plan.json"
+    if path.exists():
+        before = read_json(path)
+        if before != plan.pinned():
+            changed = sorted(k for k in plan.pinned() if before.get(k) != plan.pinned()[k])
+            raise ValueError(
+                f"{out} holds a run with other settings ({', '.join(changed)} differ); "
+                "rerun with the same settings to resume, or use a new --out"
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, plan.pinned())
+
+
+def _ae_config(plan: TrainAllPlan, **overrides: Any) -> AETrainConfig:
+    return AETrainConfig.from_preset_or_file(plan.ae_preset, **overrides)
+
+
+def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[str, Callable[[], None]]:
+    """One callable per stage; each resumes its own work when run again."""
+    data = out / "data"
+    spatial, temporal = out / "ae_spatial" / "model", out / "ae_temporal" / "model"
+
+    def ae_folder() -> Path:
+        return temporal if plan.ae_temporal_steps > 0 else spatial
+
+    def synth() -> None:
+        from avatarlm.data.speech.languages import LANGUAGES
+        from avatarlm.data.synth import SynthConfig, synthesize_dataset
+
+        ae = _ae_config(plan).autoencoder
+        cfg = SynthConfig(
+            hours=plan.hours,
+            out=str(data),
+            workers=plan.workers,
+            seed=plan.seed,
+            height=ae.image_height,
+            width=ae.image_width,
+            languages=plan.languages if plan.languages is not None else sorted(LANGUAGES),
+            clip_seconds=plan.clip_seconds,
+        )
+        synthesize_dataset(cfg, show_progress=progress)
+
+    def ae_spatial() -> None:
+        from avatarlm.trainer.ae_run import run_ae_training
+
+        cfg = _ae_config(plan, stage="spatial")
+        run_ae_training(cfg, data, out / "ae_spatial", plan.ae_steps, plan.ae_batch, progress=progress)
+
+    def ae_temporal() -> None:
+        if plan.ae_temporal_steps == 0:
+            return
+        from avatarlm.trainer.ae_run import run_ae_training
+
+        cfg = _ae_config(plan, stage="temporal", init_from=str(spatial))
+        run_ae_training(
+            cfg, data, out / "ae_temporal", plan.ae_temporal_steps, plan.ae_temporal_batch,
+            plan.ae_temporal_window, progress=progress,
+        )  # fmt: skip
+
+    def encode() -> None:
+        from avatarlm.autoencoder.latent_cache import encode_dataset
+        from avatarlm.autoencoder.model import DCAutoencoder
+
+        encode_dataset(DCAutoencoder.from_pretrained(ae_folder()), data, LATENT_TAG, show_progress=progress)
+
+    def ar() -> None:
+        from avatarlm.trainer.ar_run import run_ar_training
+
+        run_ar_training(
+            plan.ar_preset, data, ae_folder(), LATENT_TAG, out / "ar", plan.ar_steps, plan.device,
+            plan.ar_overrides, progress=progress,
+        )  # fmt: skip
+
+    return {
+        "synth": synth,
+        "ae_spatial": ae_spatial,
+        "ae_temporal": ae_temporal,
+        "encode": encode,
+        "ar": ar,
+    }
+
+
+def train_all(plan: TrainAllPlan, out: str | Path, progress: bool = True) -> list[StageReport]:
+    """Run (or resume) every stage; returns one report per stage. The pipeline is ``out/ar/pipeline``."""
+    plan.validate()
+    out = Path(out)
+    _check_plan(out, plan)
+    done_path = out / "stages.json"
+    done: dict[str, Any] = read_json(done_path) if done_path.exists() else {}
+    actions = stage_actions(plan, out, progress)
+    reports = []
+    for name in STAGES:
+        if name in done:
+            reports.append(StageReport(name, float(done[name]["seconds"]), skipped=True))
+            continue
+        if progress:
+            print(f"== train all: {name}", flush=True)
+        start = time.perf_counter()
+        actions[name]()
+        seconds = time.perf_counter() - start
+        done[name] = {"seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+        atomic_write_json(done_path, done)
+        reports.append(StageReport(name, seconds, skipped=False))
+    return reports
+
+
+def budget_table(reports: list[StageReport]) -> str:
+    """Minutes per stage against the tiny preset's budgets (the autoencoder's two stages summed)."""
+    minutes = {r.name: r.seconds / 60 for r in reports}
+    rows = [
+        ("synthesis", minutes.get("synth", 0.0), BUDGET_MINUTES["synth"]),
+        (
+            "autoencoder",
+            minutes.get("ae_spatial", 0.0) + minutes.get("ae_temporal", 0.0),
+            BUDGET_MINUTES["ae"],
+        ),
+        ("latent cache", minutes.get("encode", 0.0), BUDGET_MINUTES["encode"]),
+        ("AR model", minutes.get("ar", 0.0), BUDGET_MINUTES["ar"]),
+    ]
+    lines = ["| stage | minutes | budget (tiny, 2 cores) |", "|---|---|---|"]
+    lines += [f"| {name} | {m:.1f} | {b:.0f}{'' if m <= b else ' (over)'} |" for name, m, b in rows]
+    total = sum(r[1] for r in rows)
+    lines.append(f"| all | {total:.1f} | {sum(BUDGET_MINUTES.values()):.0f} |")
+    return "\n".join(lines)

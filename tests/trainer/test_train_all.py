@@ -1,0 +1,76 @@
+"""`avatarlm train all` on a tiny plan: every stage runs once, a rerun resumes instead of redoing, other
+settings are refused, and the pipeline it writes loads and generates."""
+
+import json
+
+import pytest
+
+from ar_helpers import ae_config, train_config
+from avatarlm.cli import main
+from avatarlm.config import AETrainConfig
+from avatarlm.pipeline.folder import load_pipeline
+from avatarlm.trainer.train_all import STAGES, TrainAllPlan, budget_table, train_all
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("configs")
+    ae = AETrainConfig(autoencoder=ae_config(), warmup_steps=1, checkpoint_every=2, latent_stats_batches=1)
+    (root / "ae.json").write_text(json.dumps(ae.to_dict()))
+    ar = train_config(window_frames=6, batch_size=2, micro_batch=2, val_windows=2)
+    (root / "ar.json").write_text(json.dumps(ar.to_dict()))
+    return root
+
+
+def tiny_plan(configs, **overrides) -> TrainAllPlan:
+    values = dict(
+        ae_preset=str(configs / "ae.json"),
+        ar_preset=str(configs / "ar.json"),
+        hours=0.005,
+        seed=1,
+        languages=["en", "es"],
+        clip_seconds=(3.0, 4.0),
+        ae_steps=2,
+        ae_batch=2,
+        ae_temporal_steps=0,
+        ar_steps=2,
+        workers=1,
+    )
+    values.update(overrides)
+    return TrainAllPlan(**values)  # type: ignore[arg-type]
+
+
+def test_train_all_runs_every_stage_once_and_resumes(configs, tmp_path):
+    out = tmp_path / "run"
+    reports = train_all(tiny_plan(configs), out, progress=False)
+    assert [r.name for r in reports] == list(STAGES) and not any(r.skipped for r in reports)
+    pipe = load_pipeline(out / "ar" / "pipeline")
+    assert pipe.model.config.tokens_per_frame == 16
+    assert sorted(json.loads((out / "stages.json").read_text())) == sorted(STAGES)
+    weights = (out / "ar" / "pipeline" / "ar" / "model.safetensors").stat().st_mtime_ns
+
+    # a rerun (other worker count: allowed) finds everything done and changes nothing
+    again = train_all(tiny_plan(configs, workers=2), out, progress=False)
+    assert all(r.skipped for r in again)
+    assert (out / "ar" / "pipeline" / "ar" / "model.safetensors").stat().st_mtime_ns == weights
+    assert "| AR model |" in budget_table(again)
+
+    # a stage forgotten (as after a kill inside it) runs again, and only that one
+    done = json.loads((out / "stages.json").read_text())
+    del done["ar"]
+    (out / "stages.json").write_text(json.dumps(done))
+    third = train_all(tiny_plan(configs), out, progress=False)
+    assert [r.name for r in third if not r.skipped] == ["ar"]
+
+    with pytest.raises(ValueError, match="other settings \\(ar_steps differ\\)"):
+        train_all(tiny_plan(configs, ar_steps=3), out, progress=False)
+
+
+def test_train_all_command_rejects_bad_settings(configs, tmp_path, capsys):
+    out = tmp_path / "bad"
+    assert main(["train", "all", "--out", str(out), "--hours", "0"]) == 2
+    assert "--hours must be positive" in capsys.readouterr().err
+    assert main(["train", "all", "--out", str(out), "--ae-preset", str(configs / "missing.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="ar_steps must be at least 1"):
+        tiny_plan(configs, ar_steps=0).validate()
