@@ -1,0 +1,62 @@
+"""The rolling window: bounded memory for unbounded sessions (DESIGN.md, "Positions and the rolling window").
+
+A session keeps the reference f_0 and the last frames it generated. When the window is full, the oldest
+frames are dropped and the backbone cache is re-encoded from scratch in one pass, with positions restarting
+at 0, as the sequence a training window with a reference from elsewhere in the clip holds:
+
+    [cond(j_s)][f_0][cond(j_s+1)][f_{j_s}] ... [cond(j_e)][f_{j_e-1}]    (then the next step appends
+                                                                         [cond(j_e+1)][f_{j_e}])
+
+so after a roll the model sees exactly what it was trained on. History frames keep the inference noise they
+had when first appended (it is keyed by (seed, frame index)). Re-encoding W frames costs one backbone pass
+per roll; evicting E frames at a time spreads it over E steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from avatarlm.model import ARModel, GenerationState
+from avatarlm.sequence import frame_causal_mask
+
+
+@dataclass
+class KeptFrame:
+    """A generated frame the window may still need: its index j, cond(j) (k, D) and clean latent (T, C)."""
+
+    index: int
+    cond: torch.Tensor
+    latent: torch.Tensor
+
+
+@torch.no_grad()
+def rebuild_state(
+    model: ARModel, reference: torch.Tensor, kept: list[KeptFrame], seed: int
+) -> GenerationState:
+    """A generation state whose cache holds ``reference`` (T, C) and the ``kept`` frames (consecutive, at
+    least one), ready for the step that appends the last kept frame and samples the one after it."""
+    if not kept:
+        raise ValueError("a rebuilt window needs at least one kept frame")
+    if any(b.index != a.index + 1 for a, b in zip(kept, kept[1:], strict=False)):
+        raise ValueError("kept frames must be consecutive")
+    cfg = model.config
+    state = model.start(reference[None], seed=seed)
+    latents = [reference[None]] + [f.latent[None] for f in kept[:-1]]  # f_0, then all but the last
+    indices = [0] + [f.index for f in kept[:-1]]
+    kc, t = cfg.cond_tokens_per_frame, cfg.tokens_per_frame
+    pieces, groups = [], []
+    for g, (latent, index, frame) in enumerate(zip(latents, indices, kept, strict=True)):
+        noisy, sigma = model.history_latent(latent, index, seed)
+        sig = torch.full((1, 1), sigma, dtype=noisy.dtype, device=noisy.device)
+        pieces += [frame.cond[None].to(noisy.dtype), model.embed_latents(noisy[:, None], sig)[:, 0]]
+        groups += [2 * g] * kc + [2 * g + 1] * t
+    embeds = torch.cat(pieces, dim=1)
+    group_ids = torch.tensor(groups, device=embeds.device)
+    mask = frame_causal_mask(group_ids, dtype=embeds.dtype)
+    positions = torch.arange(embeds.shape[1], device=embeds.device)
+    model.backbone.step(embeds, positions, state.cache, mask)
+    last = kept[-1]
+    state.frame, state.latent, state.num_groups = last.index, last.latent[None], 2 * len(latents)
+    return state

@@ -1,0 +1,183 @@
+"""The streaming session: audio (and instructions) go in, in any chunking; frames come out on the video clock.
+
+A session owns the audio encoder's streaming state, the backbone's KV cache (a rolling window, see
+``rolling.py``) and the autoencoder's decode cache. Frame j (shown at ``j / fps`` s) is generated as soon
+as cond(j) is complete, i.e. once the audio up to ``(j + L) * 40 ms`` has arrived (L = the model's look-ahead
+in frames); :meth:`flush` ends the input and pads the look-ahead with silence. Frame 0 is the decoded
+reference. Audio at 16 kHz pushed in any chunking gives bit-identical frames (every step runs on tensors of
+the same shapes); the offline :func:`~avatarlm.pipeline.offline.generate_clip` agrees within float rounding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from avatarlm.conditions.projector import ConditionBatch
+from avatarlm.pipeline.folder import Pipeline
+from avatarlm.pipeline.offline import encode_reference
+from avatarlm.pipeline.rolling import KeptFrame, rebuild_state
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass
+class SessionConfig:
+    """``window_frames``: generated frames kept in the backbone's window besides f_0 (at most the training
+    window, 31 for ``tiny``); ``evict_frames``: how many leave at once when it is full (one re-encode per
+    eviction); ``seed``: the noise of the whole session."""
+
+    window_frames: int = 24
+    evict_frames: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.window_frames < 2:
+            raise ValueError(f"window_frames must be >= 2, got {self.window_frames}")
+        if not 1 <= self.evict_frames < self.window_frames:
+            raise ValueError(
+                f"evict_frames must be in [1, window_frames={self.window_frames}), got {self.evict_frames}"
+            )
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+
+
+@dataclass
+class FrameTiming:
+    """When frame ``index`` became computable (its last input arrived) and when it left the session."""
+
+    index: int
+    ready: float
+    done: float
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage: conditions, backbone+head, decode
+
+
+def reference_image(pipe: Pipeline, identity_seed: int) -> np.ndarray:
+    """A neutral render of a synthetic identity at the pipeline's frame size (uint8 H x W x 3)."""
+    from avatarlm.data.face import FaceState
+    from avatarlm.data.identity import Identity
+    from avatarlm.data.render import Renderer
+
+    c = pipe.autoencoder.config
+    return Renderer(Identity.from_seed(identity_seed), c.image_height, c.image_width).render(FaceState())
+
+
+def as_float_audio(pcm: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """int16 or float PCM (n,) -> float32 in [-1, 1]."""
+    x = pcm.detach().cpu().numpy() if isinstance(pcm, torch.Tensor) else np.asarray(pcm)
+    if x.ndim != 1:
+        raise ValueError(f"audio chunks must be 1-D (mono samples), got shape {x.shape}")
+    if x.dtype == np.int16:
+        return torch.from_numpy(x.astype(np.float32) / 32768.0)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"audio samples must be int16 or float, got {x.dtype}")
+    if x.size and not np.isfinite(x).all():
+        raise ValueError("audio samples must be finite")
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+class StreamingSession:
+    """``push_audio`` / ``push_text`` in any order and chunking; ``frames()`` yields ``(seconds, frame)``."""
+
+    def __init__(
+        self,
+        pipe: Pipeline,
+        reference: np.ndarray | None = None,
+        identity_seed: int | None = None,
+        config: SessionConfig | None = None,
+    ) -> None:
+        if (reference is None) == (identity_seed is None):
+            raise ValueError("give exactly one of a reference image or an identity seed")
+        self.pipe, self.config = pipe, config or SessionConfig()
+        model, cond = pipe.model.eval(), pipe.model.config.conditions
+        if model.config.chunk_size != 1:
+            raise NotImplementedError("streaming sessions support chunk_size 1 models only so far")
+        if "audio" not in cond.modalities or cond.audio_streams != 1:
+            raise ValueError("a session needs a model with one audio stream (duplex models come later)")
+        self.fps = cond.fps
+        image = reference if reference is not None else reference_image(pipe, int(identity_seed or 0))
+        self.reference = encode_reference(pipe.autoencoder, image)
+        self._audio = model.conditions.audio_stream(1)
+        self._text: str | None = None
+        self._tokens: list[torch.Tensor] = []  # audio tokens (S*T, d) of frames not generated yet
+        self._arrival: list[float] = []  # when each of those became available
+        self._kept: list[KeptFrame] = []
+        self._state = model.start(self.reference[None], seed=self.config.seed)
+        self._decode_cache = pipe.autoencoder.eval().new_cache()
+        self._pending_reference = True
+        self.frames_out = 0
+        self.timings: list[FrameTiming] = []
+
+    # -- input ---------------------------------------------------------------------------------------
+    def push_audio(self, pcm: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> None:
+        """Append mono PCM (int16, or float in [-1, 1]); only 16 kHz is accepted so far."""
+        if sample_rate != SAMPLE_RATE:
+            raise ValueError(f"audio must be {SAMPLE_RATE} Hz, got {sample_rate} Hz (resample it first)")
+        tokens = self._audio.push(as_float_audio(pcm))
+        now = time.perf_counter()
+        for i in range(tokens.shape[1]):
+            self._tokens.append(tokens[0, i])
+            self._arrival.append(now)
+
+    def push_text(self, instruction: str | None) -> None:
+        """The instruction (or caption) for the frames generated from now on; None or "" clears it."""
+        if instruction is not None and not isinstance(instruction, str):
+            raise ValueError(f"an instruction must be a string or None, got {type(instruction).__name__}")
+        self._text = instruction or None
+
+    def flush(self) -> None:
+        """End of the audio: its look-ahead is padded with silence, so every pushed 40 ms gets a frame."""
+        tokens = self._audio.flush()
+        now = time.perf_counter()
+        for i in range(tokens.shape[1]):
+            self._tokens.append(tokens[0, i])
+            self._arrival.append(now)
+
+    # -- output --------------------------------------------------------------------------------------
+    def frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        """Every frame computable from the input so far, in order: ``(timestamp in s, uint8 H x W x 3)``."""
+        if self._pending_reference:
+            self._pending_reference = False
+            yield 0.0, self._decode(self.reference)
+            self.frames_out = 1
+        while self._tokens:
+            yield self.frames_out / self.fps, self._next_frame()
+
+    @torch.no_grad()
+    def _next_frame(self) -> np.ndarray:
+        model, cfg = self.pipe.model, self.config
+        ready = self._arrival.pop(0)
+        t0 = time.perf_counter()
+        batch = ConditionBatch(
+            audio_tokens=self._tokens.pop(0)[None, None], text=[[self._text]], batch_size=1, num_frames=1
+        )
+        cond = model.encode_conditions(batch)[:, 0]  # cond(j) (1, k, D)
+        t1 = time.perf_counter()
+        latent = model.step(self._state, cond)[0]
+        index = self._state.frame
+        self._kept.append(KeptFrame(index, cond[0], latent))
+        if len(self._kept) > cfg.window_frames:
+            self._kept = self._kept[cfg.evict_frames :]
+            self._state = rebuild_state(model, self.reference, self._kept, cfg.seed)
+        t2 = time.perf_counter()
+        frame = self._decode(latent)
+        done = time.perf_counter()
+        stages = {"conditions": t1 - t0, "backbone+head": t2 - t1, "decode": done - t2}
+        self.timings.append(FrameTiming(index, ready, done, stages))
+        self.frames_out += 1
+        return frame
+
+    @torch.no_grad()
+    def _decode(self, tokens: torch.Tensor) -> np.ndarray:
+        from avatarlm.autoencoder.tokens import tokens_to_grid
+
+        ae = self.pipe.autoencoder
+        _, h, w = ae.latent_shape
+        grid = tokens_to_grid(tokens, h, w)
+        assert isinstance(grid, torch.Tensor)
+        x = ae.decode_step(grid[None], self._decode_cache)[0]
+        return x.permute(1, 2, 0).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()

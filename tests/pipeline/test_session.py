@@ -1,0 +1,116 @@
+"""The streaming session: any chunking gives the same frames, the offline run agrees, the rolling window
+keeps memory bounded and shows the model what training showed it, bad input is refused."""
+
+import numpy as np
+import pytest
+import torch
+
+from ar_helpers import ae_config, ar_config
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.conditions.projector import ConditionBatch
+from avatarlm.model import ARModel
+from avatarlm.pipeline.folder import load_pipeline, save_pipeline
+from avatarlm.pipeline.offline import generate_clip
+from avatarlm.pipeline.session import SessionConfig, StreamingSession
+
+SECONDS = 1.6  # 40 frames
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipe")
+    torch.manual_seed(0)
+    ae = DCAutoencoder(ae_config()).save_pretrained(root / "ae")
+    return load_pipeline(save_pipeline(root / "pipeline", ae, ARModel(ar_config(target="delta")), "test"))
+
+
+@pytest.fixture(scope="module")
+def audio():
+    t = np.arange(int(SECONDS * 16000)) / 16000
+    rng = np.random.default_rng(0)
+    return (0.3 * np.sin(2 * np.pi * 220 * t) * (t % 0.4 < 0.2) + 0.01 * rng.standard_normal(len(t))).astype(
+        np.float32
+    )
+
+
+def run(pipe, audio, chunks, config=None, identity_seed=7):
+    session = StreamingSession(pipe, identity_seed=identity_seed, config=config)
+    frames = []
+    for chunk in np.split(audio, np.cumsum(chunks)[:-1]) if chunks else [audio]:
+        session.push_audio(chunk)
+        frames += [f for _, f in session.frames()]
+    session.flush()
+    out = session.frames()
+    frames += [f for _, f in out]
+    return np.stack(frames), session
+
+
+@pytest.mark.parametrize(
+    "window", [SessionConfig(window_frames=64), SessionConfig(window_frames=6, evict_frames=2)]
+)
+def test_any_chunking_gives_identical_frames(pipe, audio, window):
+    whole, session = run(pipe, audio, None, window)
+    assert whole.shape == (1 + len(audio) // 640, 64, 64, 3)
+    rng = np.random.default_rng(1)
+    sizes = []
+    while sum(sizes) < len(audio):
+        sizes.append(int(rng.integers(1, 2000)))
+    sizes[-1] -= sum(sizes) - len(audio)
+    pieces, _ = run(pipe, audio, sizes, window)
+    np.testing.assert_array_equal(pieces, whole)
+    assert [t.index for t in session.timings] == list(range(1, len(whole)))
+
+
+def test_session_agrees_with_the_offline_run(pipe, audio):
+    streamed, _ = run(pipe, audio, [320] * (len(audio) // 320), SessionConfig(window_frames=64))
+    f = len(audio) // 640
+    ref = StreamingSession(pipe, identity_seed=7).reference
+    offline = generate_clip(pipe.autoencoder, pipe.model, ref, ConditionBatch(audio=audio, num_frames=f))
+    assert offline.shape == streamed.shape
+    diff = np.abs(offline.astype(int) - streamed.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.01  # batched audio encoding rounds differently (~1e-6)
+
+
+def test_rolling_window_bounds_memory_and_matches_the_training_layout(pipe, audio):
+    cfg = SessionConfig(window_frames=6, evict_frames=2)
+    frames, session = run(pipe, audio, None, cfg)
+    model, state = pipe.model, session._state
+    per_frame = model.config.cond_tokens_per_frame + model.config.tokens_per_frame
+    assert state.cache.length <= cfg.window_frames * per_frame  # 40 frames in, at most 6 in the window
+    # the next step after a roll sees what a training window with a reference from elsewhere shows:
+    # [cond(j_s)][f_0][cond(j_s+1)][f_{j_s}] ... compare its hidden states with the full forward pass
+    kept = session._kept
+    last = kept[-1]
+    cond_next = torch.randn(1, model.config.cond_tokens_per_frame, model.config.hidden_size)
+    model.step(state, cond_next.clone())
+    lat = torch.stack([session.reference] + [k.latent for k in kept])[None]
+    noisy, sigmas = [], []
+    for i, index in enumerate([0] + [k.index for k in kept]):
+        x, s = model.history_latent(lat[:, i], index, cfg.seed)
+        noisy.append(x)
+        sigmas.append(s)
+    conds = torch.stack([k.cond for k in kept] + [cond_next[0]])[None]
+    hidden, layout = model.hidden_states(torch.stack(noisy, 1), torch.tensor([sigmas]), conds)
+    rows = layout.latent_index[-1]
+    torch.testing.assert_close(state.hidden, hidden[:, rows], atol=1e-4, rtol=1e-4)
+    assert last.index == len(frames) - 1
+
+
+def test_bad_input_is_refused(pipe):
+    with pytest.raises(ValueError, match="exactly one of"):
+        StreamingSession(pipe)
+    session = StreamingSession(pipe, reference=np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="16000 Hz"):
+        session.push_audio(np.zeros(100, np.float32), sample_rate=44100)
+    with pytest.raises(ValueError, match="1-D"):
+        session.push_audio(np.zeros((2, 100), np.float32))
+    with pytest.raises(ValueError, match="int16 or float"):
+        session.push_audio(np.zeros(100, np.int32))
+    with pytest.raises(ValueError, match="finite"):
+        session.push_audio(np.full(100, np.nan, np.float32))
+    with pytest.raises(ValueError, match="evict_frames"):
+        SessionConfig(window_frames=4, evict_frames=4)
+    with pytest.raises(ValueError, match="reference image must be uint8"):
+        StreamingSession(pipe, reference=np.zeros((32, 32, 3), np.uint8))
+    session.push_audio((np.ones(1280) * 1000).astype(np.int16))  # int16 PCM is fine
+    assert len(list(session.frames())) == 1  # only the reference: the look-ahead is still missing
