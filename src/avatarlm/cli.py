@@ -84,6 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override an AR config field"
     )
 
+    gen = sub.add_parser(
+        "generate", help="speech (a file, or text spoken by a built-in voice) + a face -> mp4"
+    )
+    gen.add_argument(
+        "--model", required=True, help="pipeline folder (OUT/ar/pipeline of `avatarlm train all`)"
+    )
+    speech = gen.add_mutually_exclusive_group(required=True)
+    speech.add_argument("--audio", help="speech file (wav, flac, ogg; any sample rate)")
+    speech.add_argument("--text", help="text to speak with the espeak-ng voice of --lang")
+    gen.add_argument("--lang", default="en", help="language of --text (default: en)")
+    face = gen.add_mutually_exclusive_group()
+    face.add_argument("--identity", type=int, default=None, help="synthetic identity seed (default: 0)")
+    face.add_argument("--image", help="reference image of the face")
+    gen.add_argument("--seed", type=int, default=0, help="noise seed of the session")
+    gen.add_argument("--out", required=True, help="mp4 to write (with sound)")
+
     evalcmd = sub.add_parser("eval", help="measure a trained pipeline").add_subparsers(
         dest="eval_command", required=True
     )
@@ -194,6 +210,23 @@ def _train_all(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}/ar/pipeline")
 
 
+def _generate(args: argparse.Namespace) -> None:
+    from avatarlm.pipeline.folder import load_pipeline
+    from avatarlm.pipeline.generate import generate_video, load_audio, load_image, speak_text
+    from avatarlm.pipeline.session import SessionConfig
+
+    if not args.out.endswith(".mp4"):
+        raise ValueError(f"--out must name an .mp4 file, got {args.out}")
+    pipe = load_pipeline(args.model)
+    audio = load_audio(args.audio) if args.audio else speak_text(args.text, args.lang)
+    c = pipe.autoencoder.config
+    image = load_image(args.image, c.image_height, c.image_width) if args.image else None
+    identity = None if image is not None else (args.identity or 0)
+    report = generate_video(pipe, audio, args.out, image, identity, SessionConfig(seed=args.seed))
+    print(report.summary())
+    print(f"wrote {args.out}")
+
+
 def _eval_lipsync(args: argparse.Namespace) -> None:
     from avatarlm.eval.generated_lipsync import SOURCES, evaluate_lipsync
     from avatarlm.pipeline.folder import load_pipeline
@@ -247,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train_ar(args)
         elif args.command == "train" and args.train_command == "all":
             _train_all(args)
+        elif args.command == "generate":
+            _generate(args)
         elif args.command == "eval":
             _eval_lipsync(args)
         elif args.command == "ae":

@@ -5,23 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from ar_helpers import ae_config, ar_config
-from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.conditions.projector import ConditionBatch
-from avatarlm.model import ARModel
-from avatarlm.pipeline.folder import load_pipeline, save_pipeline
 from avatarlm.pipeline.offline import generate_clip
 from avatarlm.pipeline.session import SessionConfig, StreamingSession
 
 SECONDS = 1.6  # 40 frames
-
-
-@pytest.fixture(scope="module")
-def pipe(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipe")
-    torch.manual_seed(0)
-    ae = DCAutoencoder(ae_config()).save_pretrained(root / "ae")
-    return load_pipeline(save_pipeline(root / "pipeline", ae, ARModel(ar_config(target="delta")), "test"))
 
 
 @pytest.fixture(scope="module")

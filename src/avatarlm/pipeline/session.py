@@ -31,8 +31,8 @@ class SessionConfig:
     window, 31 for ``tiny``); ``evict_frames``: how many leave at once when it is full (one re-encode per
     eviction); ``seed``: the noise of the whole session."""
 
-    window_frames: int = 24
-    evict_frames: int = 8
+    window_frames: int = 30
+    evict_frames: int = 10
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -53,7 +53,7 @@ class FrameTiming:
     index: int
     ready: float
     done: float
-    seconds: dict[str, float] = field(default_factory=dict)  # per stage: conditions, backbone+head, decode
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage: conditions ... decode
 
 
 def reference_image(pipe: Pipeline, identity_seed: int) -> np.ndarray:
@@ -160,13 +160,19 @@ class StreamingSession:
         latent = model.step(self._state, cond)[0]
         index = self._state.frame
         self._kept.append(KeptFrame(index, cond[0], latent))
+        t2 = time.perf_counter()
         if len(self._kept) > cfg.window_frames:
             self._kept = self._kept[cfg.evict_frames :]
             self._state = rebuild_state(model, self.reference, self._kept, cfg.seed)
-        t2 = time.perf_counter()
+        t3 = time.perf_counter()
         frame = self._decode(latent)
         done = time.perf_counter()
-        stages = {"conditions": t1 - t0, "backbone+head": t2 - t1, "decode": done - t2}
+        stages = {
+            "conditions": t1 - t0,
+            "backbone+head": t2 - t1,
+            "window roll": t3 - t2,
+            "decode": done - t3,
+        }
         self.timings.append(FrameTiming(index, ready, done, stages))
         self.frames_out += 1
         return frame

@@ -1,0 +1,123 @@
+"""`avatarlm generate`: a speech file (or text spoken by the built-in voices) and a face in, an mp4 out.
+
+The audio is fed to a :class:`~avatarlm.pipeline.session.StreamingSession` in 20 ms pieces, as a live
+microphone would feed it, and the frames go straight into the mp4 writer; the latency summary comes from
+the session's own per-frame timings.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+from avatarlm.pipeline.folder import Pipeline
+from avatarlm.pipeline.session import SAMPLE_RATE, SessionConfig, StreamingSession
+
+CHUNK = 320  # 20 ms at 16 kHz
+
+
+def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
+    """Mono float32 at 16 kHz from any file soundfile reads (wav, flac, ogg...); other rates are resampled."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such audio file")
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises its own error types for unreadable files
+        raise ValueError(f"{path}: cannot read audio ({e})") from None
+    mono = audio.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        g = gcd(int(rate), SAMPLE_RATE)
+        mono = resample_poly(mono, SAMPLE_RATE // g, int(rate) // g).astype(np.float32)
+    if len(mono) < SAMPLE_RATE // 25:
+        raise ValueError(f"{path}: the audio is shorter than one video frame (40 ms)")
+    return np.clip(mono, -1.0, 1.0)
+
+
+def speak_text(text: str, language: str) -> np.ndarray:
+    """16 kHz speech of ``text`` by the espeak-ng voice of ``language``."""
+    from avatarlm.data.speech.languages import get_language
+    from avatarlm.data.speech.voices import Voice, speak
+
+    if not text.strip():
+        raise ValueError("--text is empty")
+    get_language(language)
+    return speak(Voice("espeak", language, "m3"), text).audio.astype(np.float32)  # a training voice
+
+
+def load_image(path: str | os.PathLike[str], height: int, width: int) -> np.ndarray:
+    """An image file as uint8 (height, width, 3): centre-cropped to the aspect ratio, then resized."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such image file")
+    try:
+        image = Image.open(path).convert("RGB")
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"{path}: cannot read image ({e})") from None
+    w, h = image.size
+    scale = min(w / width, h / height)
+    cw, ch = int(width * scale), int(height * scale)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    image = image.crop((left, top, left + cw, top + ch)).resize((width, height), Image.Resampling.LANCZOS)
+    return np.array(image, dtype=np.uint8)  # a writable copy
+
+
+@dataclass
+class GenerationReport:
+    frames: int
+    fps: int
+    seconds: float  # wall time of the whole generation, writing the mp4 included
+    compute_ms: tuple[float, float, float]  # p50, p95, p99 per frame
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.frames / self.fps / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        p50, p95, p99 = self.compute_ms
+        return (
+            f"{self.frames} frames in {self.seconds:.1f} s (real-time factor {self.real_time_factor:.2f}); "
+            f"compute per frame p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms"
+        )
+
+
+def generate_video(
+    pipe: Pipeline,
+    audio: np.ndarray,
+    out: str | os.PathLike[str],
+    reference: np.ndarray | None = None,
+    identity_seed: int | None = None,
+    config: SessionConfig | None = None,
+) -> GenerationReport:
+    """Stream ``audio`` (16 kHz mono float) through a session and write the frames with the sound to ``out``
+    (written under a temporary name and moved into place only when complete)."""
+    from avatarlm.media import write_mp4
+
+    session = StreamingSession(pipe, reference=reference, identity_seed=identity_seed, config=config)
+    start = time.perf_counter()
+
+    def frames():
+        for i in range(0, len(audio), CHUNK):
+            session.push_audio(audio[i : i + CHUNK])
+            for _, frame in session.frames():
+                yield frame
+        session.flush()
+        for _, frame in session.frames():
+            yield frame
+
+    n_frames = len(audio) // (SAMPLE_RATE // session.fps) + 1
+    write_mp4(Path(out), frames(), session.fps, audio[: (n_frames - 1) * (SAMPLE_RATE // session.fps)])
+    seconds = time.perf_counter() - start
+    compute = np.asarray([sum(t.seconds.values()) for t in session.timings]) * 1000
+    p = np.percentile(compute, [50, 95, 99]) if len(compute) else np.zeros(3)
+    return GenerationReport(session.frames_out, session.fps, seconds, (float(p[0]), float(p[1]), float(p[2])))

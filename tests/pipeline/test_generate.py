@@ -1,0 +1,52 @@
+"""`avatarlm generate`: a speech file or text in, an mp4 with sound out; bad input gets one error line and
+leaves no file behind."""
+
+import numpy as np
+import soundfile as sf
+
+from avatarlm.cli import main
+from avatarlm.media import read_mp4, write_png
+
+
+def test_generate_from_a_file_at_another_rate(random_pipeline, tmp_path, capsys):
+    wav = tmp_path / "speech.wav"
+    t = np.arange(22050) / 22050  # 1 s at 22.05 kHz: resampled to 16 kHz
+    sf.write(wav, (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 22050)
+    out = tmp_path / "clip.mp4"
+    assert main(["generate", "--model", str(random_pipeline), "--audio", str(wav), "--out", str(out)]) == 0
+    frames, meta = read_mp4(out)
+    assert frames.shape == (26, 64, 64, 3)  # the reference + 25 frames
+    assert "avatarlm" in str(meta)
+    assert "real-time factor" in capsys.readouterr().out
+
+
+def test_generate_from_text_and_an_image(random_pipeline, tmp_path):
+    image = write_png(tmp_path / "face.png", np.full((90, 120, 3), 128, np.uint8))
+    out = tmp_path / "said.mp4"
+    args = ["generate", "--model", str(random_pipeline), "--text", "hola", "--lang", "es"]
+    assert main([*args, "--image", str(image), "--out", str(out)]) == 0
+    frames, _ = read_mp4(out)
+    assert frames.shape[0] > 5 and frames.shape[1:] == (64, 64, 3)
+
+
+def test_generate_rejects_bad_input(random_pipeline, tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF not really a wave file")
+    bad_image = tmp_path / "face.png"
+    bad_image.write_bytes(b"not a png")
+    base = ["generate", "--model", str(random_pipeline)]
+    out = tmp_path / "x.mp4"
+    cases = [
+        (["--audio", str(tmp_path / "missing.wav")], "no such audio file"),
+        (["--audio", str(corrupt)], "cannot read audio"),
+        (["--text", "  "], "--text is empty"),
+        (["--text", "hi", "--lang", "xx"], "unknown language 'xx'"),
+        (["--text", "hi", "--image", str(bad_image)], "cannot read image"),
+    ]
+    for extra, message in cases:
+        assert main([*base, *extra, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        assert not out.exists() and not list(tmp_path.glob(".*.mp4"))
+    assert main([*base, "--text", "hi", "--out", str(tmp_path / "x.avi")]) == 2
+    assert "must name an .mp4" in capsys.readouterr().err
