@@ -112,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     lips.add_argument("--seed", type=int, default=0)
     lips.add_argument("--out", required=True, help="folder for the side-by-side mp4, trace plot and JSON")
 
+    use = evalcmd.add_parser(
+        "audio-use", help="teacher-forced: does the model use the audio, on unseen faces?"
+    )
+    use.add_argument("--model", required=True, help="pipeline folder")
+    use.add_argument("--data", required=True, help="dataset folder")
+    use.add_argument("--splits", default="train,test", help="comma-separated splits (default: train,test)")
+    use.add_argument("--clips", type=int, default=4)
+    use.add_argument("--frames", type=int, default=200, help="frames per clip (from the start)")
+
     aecmd = sub.add_parser("ae", help="use a trained autoencoder").add_subparsers(
         dest="ae_command", required=True
     )
@@ -227,6 +236,19 @@ def _generate(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _eval_audio_use(args: argparse.Namespace) -> None:
+    from avatarlm.eval.audio_use import audio_use
+    from avatarlm.pipeline.folder import load_pipeline
+
+    if args.clips < 1 or args.frames < 10:
+        raise ValueError(f"--clips must be >= 1 and --frames >= 10, got {args.clips} and {args.frames}")
+    pipe = load_pipeline(args.model)
+    print("teacher-forced change prediction vs truth (Pearson, the quarter of tokens that move most)")
+    print(" split clips frames   with audio  null audio  audio gain")
+    for split in [s for s in args.splits.split(",") if s]:
+        print(audio_use(pipe, args.data, split, args.clips, args.frames).row(), flush=True)
+
+
 def _eval_lipsync(args: argparse.Namespace) -> None:
     from avatarlm.eval.generated_lipsync import SOURCES, evaluate_lipsync
     from avatarlm.pipeline.folder import load_pipeline
@@ -282,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train_all(args)
         elif args.command == "generate":
             _generate(args)
+        elif args.command == "eval" and args.eval_command == "audio-use":
+            _eval_audio_use(args)
         elif args.command == "eval":
             _eval_lipsync(args)
         elif args.command == "ae":
