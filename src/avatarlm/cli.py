@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     use.add_argument("--splits", default="train,test", help="comma-separated splits (default: train,test)")
     use.add_argument("--clips", type=int, default=4)
     use.add_argument("--frames", type=int, default=200, help="frames per clip (from the start)")
+    use.add_argument(
+        "--guidance", type=float, default=1.0, help="audio guidance (lip strength) of 'with audio'"
+    )
 
     aecmd = sub.add_parser("ae", help="use a trained autoencoder").add_subparsers(
         dest="ae_command", required=True
@@ -246,7 +249,10 @@ def _eval_audio_use(args: argparse.Namespace) -> None:
     print("teacher-forced change prediction vs truth (Pearson, the quarter of tokens that move most)")
     print(" split clips frames   with audio  null audio  audio gain")
     for split in [s for s in args.splits.split(",") if s]:
-        print(audio_use(pipe, args.data, split, args.clips, args.frames).row(), flush=True)
+        print(
+            audio_use(pipe, args.data, split, args.clips, args.frames, guidance=args.guidance).row(),
+            flush=True,
+        )
 
 
 def _eval_lipsync(args: argparse.Namespace) -> None:

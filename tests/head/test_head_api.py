@@ -182,3 +182,23 @@ def test_sample_is_euler_on_velocity_and_follows_weight_updates(arch):
     with torch.no_grad():  # the cached time modulations must notice changed weights
         head.time_embed.fc2.bias.add_(0.5)
     assert torch.allclose(head.sample(cond, noise=noise), manual_euler(), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_guidance_interpolates_and_extrapolates_the_velocity(arch):
+    """Classifier-free guidance: 1 is the conditional sample, 0 the unconditional one, 2 goes as far past the
+    conditional path as the unconditional one lies before it (one Euler step: linear in the velocity)."""
+    head = small_head(arch)
+    _, cond = inputs()
+    free = torch.randn(cond.shape, generator=torch.Generator().manual_seed(3))
+    noise = torch.randn(3, 5, 6)
+    plain = head.sample(cond, noise=noise)
+    assert torch.equal(head.sample(cond, noise=noise, unconditional=free, guidance=1.0), plain)
+    torch.testing.assert_close(head.sample(cond, noise=noise, unconditional=free, guidance=0.0),
+                               head.sample(free, noise=noise))  # fmt: skip
+    c, u = head.sample(cond, steps=1, noise=noise), head.sample(free, steps=1, noise=noise)
+    torch.testing.assert_close(
+        head.sample(cond, steps=1, noise=noise, unconditional=free, guidance=2.0), 2 * c - u
+    )
+    with pytest.raises(ValueError, match="unconditional must match"):
+        head.sample(cond, unconditional=free[:2])

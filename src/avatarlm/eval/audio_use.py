@@ -56,26 +56,46 @@ def token_correlations(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def predicted_changes(
-    pipe: Pipeline, latents: torch.Tensor, cond: torch.Tensor, draws: int = 4, seed: int = 0
+def teacher_forced_hidden(
+    pipe: Pipeline, latents: torch.Tensor, cond: torch.Tensor, seed: int = 0
 ) -> torch.Tensor:
-    """Mean predicted change f_{k+1} - f_k (N-1, T, C) of clip latents (N, T, C) under teacher forcing."""
+    """Hidden states (N-1, T, D) that predict f_1..f_{N-1} of clip latents (N, T, C), history at the
+    inference noise level."""
     model = pipe.model.eval()
-    n = latents.shape[0]
     noisy, sigmas = [], []
-    for k in range(n):
+    for k in range(latents.shape[0]):
         x, s = model.history_latent(latents[k][None], k, seed)
         noisy.append(x[0])
         sigmas.append(s)
     history = torch.stack(noisy)[None]
     hidden, layout = model.hidden_states(history, torch.tensor([sigmas], dtype=latents.dtype), cond)
-    source, targets = layout.prediction_index()
-    h = hidden[:, source].reshape(-1, model.config.tokens_per_frame, hidden.shape[-1])
+    source, _ = layout.prediction_index()
+    return hidden[:, source].reshape(-1, model.config.tokens_per_frame, hidden.shape[-1])
+
+
+@torch.no_grad()
+def predicted_changes(
+    pipe: Pipeline,
+    latents: torch.Tensor,
+    hidden: torch.Tensor,
+    draws: int = 4,
+    seed: int = 0,
+    unconditional: torch.Tensor | None = None,
+    guidance: float = 1.0,
+) -> torch.Tensor:
+    """Mean predicted change f_{k+1} - f_k (N-1, T, C) from teacher-forced ``hidden`` (N-1, T, D), optionally
+    guided away from ``unconditional`` hidden states."""
+    model = pipe.model
     g = torch.Generator().manual_seed(seed)
-    mean = torch.stack([model.head.sample(h, generator=g) for _ in range(draws)]).mean(0)
+    mean = torch.stack(
+        [
+            model.head.sample(hidden, generator=g, unconditional=unconditional, guidance=guidance)
+            for _ in range(draws)
+        ]
+    ).mean(0)
     if model.config.target == "delta":
         return mean * model.config.delta_scale
-    return mean - latents[targets - 1]
+    return mean - latents[:-1]
 
 
 def audio_use(
@@ -85,8 +105,10 @@ def audio_use(
     max_clips: int = 4,
     max_frames: int = 200,
     draws: int = 4,
+    guidance: float = 1.0,
 ) -> AudioUseReport:
-    """Score up to ``max_clips`` clips of ``split`` (their first ``max_frames`` frames)."""
+    """Score up to ``max_clips`` clips of ``split`` (their first ``max_frames`` frames); with ``guidance``
+    != 1 the "with audio" prediction is guided away from the null-audio one (the session's lip strength)."""
     model, ae = pipe.model.eval(), pipe.autoencoder.eval()
     cfg = model.config.conditions
     if "audio" not in cfg.modalities:

@@ -143,13 +143,23 @@ class FlowHead(nn.Module):
         noise: torch.Tensor | None = None,
         temperature: float = 1.0,
         shift: float | None = None,
+        unconditional: torch.Tensor | None = None,
+        guidance: float = 1.0,
     ) -> torch.Tensor:
         """Latents (B, T, C) by Euler integration from noise (t=1) to data (t=0).
 
         ``steps`` and ``shift`` default to the config's; ``noise`` (B, T, C) replaces the draw from
         ``generator``; ``temperature`` scales the starting noise (0 gives the deterministic mean path).
+        Classifier-free guidance: with ``unconditional`` (B, T, D), a condition lacking what is guided (e.g.
+        the hidden states with null audio), each step follows ``v_u + guidance * (v_c - v_u)``.
         """
         self._check_cond(cond)
+        if unconditional is not None:
+            self._check_cond(unconditional)
+            if unconditional.shape != cond.shape:
+                raise ValueError(
+                    f"unconditional must match cond {tuple(cond.shape)}, got {tuple(unconditional.shape)}"
+                )
         steps = self.config.sample_steps if steps is None else steps
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
@@ -167,9 +177,14 @@ class FlowHead(nn.Module):
         if temperature != 1.0:
             x = x * temperature
         context = self.encode_cond(cond.to(dtype))
+        free = None if unconditional is None else self.encode_cond(unconditional.to(dtype))
         table = self._sampling_time_table(grid, x)
         for i in range(steps):
-            x = torch.add(x, self.denoise(x, table[i : i + 1], context), alpha=grid[i + 1] - grid[i])
+            v = self.denoise(x, table[i : i + 1], context)
+            if free is not None:
+                v_u = self.denoise(x, table[i : i + 1], free)
+                v = torch.lerp(v_u, v, guidance)
+            x = torch.add(x, v, alpha=grid[i + 1] - grid[i])
         return x
 
     def num_parameters(self) -> int:
