@@ -131,14 +131,18 @@ def audio_use(
         parts = window_conditions(
             clip, 1, n - 1, 0, cfg.audio_streams, cfg.samples_per_frame, cfg.lookahead_frames
         )
+        hidden = {}
         for name, modalities in (
             ("with", cfg.modalities),
             ("without", [m for m in cfg.modalities if m != "audio"]),
         ):
             with torch.no_grad():
                 cond = model.encode_conditions(stack_conditions([parts], modalities, 0))
-            pred = predicted_changes(pipe, latents, cond, draws).numpy()
-            sums[name] += token_correlations(pred, true)
+            hidden[name] = teacher_forced_hidden(pipe, latents, cond)
+        guided = predicted_changes(pipe, latents, hidden["with"], draws, 0, hidden["without"], guidance)
+        plain = predicted_changes(pipe, latents, hidden["without"], draws)
+        sums["with"] += token_correlations(guided.numpy(), true)
+        sums["without"] += token_correlations(plain.numpy(), true)
         motion += np.sqrt((true**2).mean(axis=(0, 2)))
         clips += 1
         frames += n - 1
