@@ -73,3 +73,15 @@ def encoded_dataset(root: Path) -> Path:
         ae.save_pretrained(folder)
         encode_dataset(ae, root, TAG, show_progress=False)
     return folder
+
+
+def open_head(model, std: float = 0.5):
+    """Randomise the parameters that start at exactly zero (the head's output layer, adaLN gates), so an
+    untrained model's frames depend on its conditions; returns the model."""
+    import torch
+
+    with torch.no_grad():
+        for p in model.head.parameters():
+            if not p.any():
+                p.normal_(0.0, std)
+    return model

@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     face.add_argument("--identity", type=int, default=None, help="synthetic identity seed (default: 0)")
     face.add_argument("--image", help="reference image of the face")
     gen.add_argument("--seed", type=int, default=0, help="noise seed of the session")
+    gen.add_argument(
+        "--lip-strength",
+        type=float,
+        default=1.0,
+        help="guidance on the audio: > 1 follows it harder (costs 2x)",
+    )
     gen.add_argument("--out", required=True, help="mp4 to write (with sound)")
 
     evalcmd = sub.add_parser("eval", help="measure a trained pipeline").add_subparsers(
@@ -234,7 +240,9 @@ def _generate(args: argparse.Namespace) -> None:
     c = pipe.autoencoder.config
     image = load_image(args.image, c.image_height, c.image_width) if args.image else None
     identity = None if image is not None else (args.identity or 0)
-    report = generate_video(pipe, audio, args.out, image, identity, SessionConfig(seed=args.seed))
+    report = generate_video(
+        pipe, audio, args.out, image, identity, SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
+    )
     print(report.summary())
     print(f"wrote {args.out}")
 

@@ -132,13 +132,14 @@ class ARModel(nn.Module):
         return (1.0 - s) * latents + s * eps, sigmas
 
     def history_latent(self, latent: torch.Tensor, frame: int, seed: int) -> tuple[torch.Tensor, float]:
-        """Inference noise of history frame ``frame`` (B, T, C): sigma_inf with eps from (seed, frame);
-        the reference frame 0 stays clean. Returns (noised latent, sigma)."""
+        """Inference noise of history frame ``frame`` (B, T, C): sigma_inf with eps from (seed, frame), the
+        same for every row; the reference frame 0 stays clean. Returns (noised latent, sigma)."""
         sigma = 0.0 if frame == 0 else self.config.inference_sigma
         if sigma == 0.0:
             return latent, 0.0
         g = frame_generator(seed, frame, _HISTORY_STREAM, latent.device)
-        eps = torch.randn(latent.shape, generator=g, device=latent.device, dtype=latent.dtype)
+        # one draw for all rows: the rows of a guided step share their history
+        eps = torch.randn(latent.shape[1:], generator=g, device=latent.device, dtype=latent.dtype)
         return (1.0 - sigma) * latent + sigma * eps, sigma
 
     def _check_cond(self, cond: torch.Tensor, name: str = "cond_tokens") -> None:
@@ -253,12 +254,18 @@ class ARModel(nn.Module):
 
     @torch.no_grad()
     def step(
-        self, state: GenerationState, cond_tokens: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        state: GenerationState,
+        cond_tokens: torch.Tensor,
+        generator: torch.Generator | None = None,
+        guidance: float | None = None,
     ) -> torch.Tensor:
         """Append [cond(k+1)][f_k] (f_k at the inference noise level) and sample f_{k+1} (B, T, C).
 
         ``cond_tokens`` (B, k, D) or (B, 1, k, D) is cond(k+1). Without ``generator`` the head's noise
-        comes from a generator seeded by (seed, k+1), so runs with the same seed agree.
+        comes from a generator seeded by (seed, k+1), so runs with the same seed agree. With ``guidance``
+        the batch is two rows over one history: row 0 the full condition, row 1 the condition without what
+        is guided (e.g. null audio); the head follows classifier-free guidance and both rows get its sample.
         """
         cfg = self.config
         if cond_tokens.dim() == 3:
@@ -287,7 +294,13 @@ class ARModel(nn.Module):
             if generator is not None
             else frame_generator(state.seed, k + 1, _HEAD_STREAM, hidden.device)
         )
-        nxt = self.head.sample(hidden, generator=gen)
+        if guidance is None:
+            nxt = self.head.sample(hidden, generator=gen)
+        elif b != 2:
+            raise ValueError(f"a guided step takes 2 rows (conditional, unconditional), got {b}")
+        else:
+            nxt = self.head.sample(hidden[:1], generator=gen, unconditional=hidden[1:], guidance=guidance)
+            nxt = nxt.expand(2, -1, -1)
         if cfg.target == "delta":
             nxt = state.latent + cfg.delta_scale * nxt.to(state.latent.dtype)
         state.frame, state.latent, state.hidden, state.num_groups = k + 1, nxt, hidden, g + 2

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ar_helpers import ae_config, ar_config
+from ar_helpers import ae_config, ar_config, open_head
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.cli import main
 from avatarlm.eval.audio_use import audio_use, token_correlations
@@ -25,11 +25,7 @@ def test_token_correlations_are_per_token_pearson():
 def test_audio_use_reports_train_and_held_out(tiny_dataset, tmp_path, capsys):
     torch.manual_seed(0)
     ae = DCAutoencoder(ae_config()).save_pretrained(tmp_path / "ae")
-    model = ARModel(ar_config(target="delta"))
-    with torch.no_grad():  # the head's output layer starts at zero: give the conditions a way through
-        for p in model.head.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.5)
+    model = open_head(ARModel(ar_config(target="delta")))
     folder = save_pipeline(tmp_path / "pipe", ae, model, "test")
     report = audio_use(load_pipeline(folder), tiny_dataset, "train", max_clips=1, max_frames=30, draws=1)
     assert report.clips == 1 and report.frames == 29 and report.moving.sum() >= 4

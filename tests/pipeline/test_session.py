@@ -77,11 +77,33 @@ def test_rolling_window_bounds_memory_and_matches_the_training_layout(pipe, audi
         x, s = model.history_latent(lat[:, i], index, cfg.seed)
         noisy.append(x)
         sigmas.append(s)
-    conds = torch.stack([k.cond for k in kept] + [cond_next[0]])[None]
+    conds = torch.stack([k.cond[0] for k in kept] + [cond_next[0]])[None]
     hidden, layout = model.hidden_states(torch.stack(noisy, 1), torch.tensor([sigmas]), conds)
     rows = layout.latent_index[-1]
     torch.testing.assert_close(state.hidden, hidden[:, rows], atol=1e-4, rtol=1e-4)
     assert last.index == len(frames) - 1
+
+
+def test_lip_strength_guides_the_audio_and_keeps_the_session_rules(pipe, audio):
+    """Guidance 1 is the plain session; other strengths change the frames, stay chunking-invariant through
+    window rolls, and a guided step with one condition in both rows equals the unguided step."""
+    plain, _ = run(pipe, audio, None, SessionConfig(window_frames=6, evict_frames=2))
+    same, _ = run(pipe, audio, None, SessionConfig(window_frames=6, evict_frames=2, lip_strength=1.0))
+    np.testing.assert_array_equal(plain, same)
+    cfg = SessionConfig(window_frames=6, evict_frames=2, lip_strength=3.0)
+    strong, session = run(pipe, audio, None, cfg)
+    assert strong.shape == plain.shape and not np.array_equal(strong, plain)
+    pieces, _ = run(pipe, audio, [700] * (len(audio) // 700) + [len(audio) % 700], cfg)
+    np.testing.assert_array_equal(pieces, strong)
+    assert session._state.cache.keys[0].shape[0] == 2  # two rows over one history
+    model = pipe.model
+    ref = session.reference[None]
+    cond = torch.randn(1, model.config.cond_tokens_per_frame, model.config.hidden_size)
+    one = model.step(model.start(ref, seed=3), cond)
+    two = model.step(model.start(ref.expand(2, -1, -1), seed=3), cond.expand(2, -1, -1), guidance=3.0)
+    torch.testing.assert_close(two, one.expand(2, -1, -1))
+    with pytest.raises(ValueError, match="2 rows"):
+        model.step(model.start(ref, seed=3), cond, guidance=2.0)
 
 
 def test_bad_input_is_refused(pipe):
@@ -96,6 +118,8 @@ def test_bad_input_is_refused(pipe):
         session.push_audio(np.zeros(100, np.int32))
     with pytest.raises(ValueError, match="finite"):
         session.push_audio(np.full(100, np.nan, np.float32))
+    with pytest.raises(ValueError, match="lip_strength"):
+        SessionConfig(lip_strength=-1.0)
     with pytest.raises(ValueError, match="evict_frames"):
         SessionConfig(window_frames=4, evict_frames=4)
     with pytest.raises(ValueError, match="reference image must be uint8"):

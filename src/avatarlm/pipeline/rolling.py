@@ -24,7 +24,8 @@ from avatarlm.sequence import frame_causal_mask
 
 @dataclass
 class KeptFrame:
-    """A generated frame the window may still need: its index j, cond(j) (k, D) and clean latent (T, C)."""
+    """A generated frame the window may still need: its index j, cond(j) (B, k, D) — two rows in a guided
+    session — and its clean latent (T, C)."""
 
     index: int
     cond: torch.Tensor
@@ -42,7 +43,8 @@ def rebuild_state(
     if any(b.index != a.index + 1 for a, b in zip(kept, kept[1:], strict=False)):
         raise ValueError("kept frames must be consecutive")
     cfg = model.config
-    state = model.start(reference[None], seed=seed)
+    rows = kept[0].cond.shape[0]
+    state = model.start(reference[None].expand(rows, -1, -1), seed=seed)
     latents = [reference[None]] + [f.latent[None] for f in kept[:-1]]  # f_0, then all but the last
     indices = [0] + [f.index for f in kept[:-1]]
     kc, t = cfg.cond_tokens_per_frame, cfg.tokens_per_frame
@@ -50,7 +52,8 @@ def rebuild_state(
     for g, (latent, index, frame) in enumerate(zip(latents, indices, kept, strict=True)):
         noisy, sigma = model.history_latent(latent, index, seed)
         sig = torch.full((1, 1), sigma, dtype=noisy.dtype, device=noisy.device)
-        pieces += [frame.cond[None].to(noisy.dtype), model.embed_latents(noisy[:, None], sig)[:, 0]]
+        lat_tokens = model.embed_latents(noisy[:, None], sig)[:, 0].expand(rows, -1, -1)
+        pieces += [frame.cond.to(noisy.dtype), lat_tokens]
         groups += [2 * g] * kc + [2 * g + 1] * t
     embeds = torch.cat(pieces, dim=1)
     group_ids = torch.tensor(groups, device=embeds.device)
@@ -58,5 +61,6 @@ def rebuild_state(
     positions = torch.arange(embeds.shape[1], device=embeds.device)
     model.backbone.step(embeds, positions, state.cache, mask)
     last = kept[-1]
-    state.frame, state.latent, state.num_groups = last.index, last.latent[None], 2 * len(latents)
+    state.frame, state.num_groups = last.index, 2 * len(latents)
+    state.latent = last.latent[None].expand(rows, -1, -1)
     return state

@@ -29,11 +29,13 @@ SAMPLE_RATE = 16_000
 class SessionConfig:
     """``window_frames``: generated frames kept in the backbone's window besides f_0 (at most the training
     window, 31 for ``tiny``); ``evict_frames``: how many leave at once when it is full (one re-encode per
-    eviction); ``seed``: the noise of the whole session."""
+    eviction); ``seed``: the noise of the whole session; ``lip_strength``: guidance on the audio condition
+    (1 = none; otherwise every step runs the backbone twice, with and without the audio)."""
 
     window_frames: int = 30
     evict_frames: int = 10
     seed: int = 0
+    lip_strength: float = 1.0  # classifier-free guidance on the audio: > 1 follows the sound harder
 
     def __post_init__(self) -> None:
         if self.window_frames < 2:
@@ -44,6 +46,12 @@ class SessionConfig:
             )
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if not 0.0 <= self.lip_strength <= 10.0:
+            raise ValueError(f"lip_strength must be in [0, 10], got {self.lip_strength}")
+
+    @property
+    def guided(self) -> bool:
+        return self.lip_strength != 1.0
 
 
 @dataclass
@@ -106,7 +114,8 @@ class StreamingSession:
         self._tokens: list[torch.Tensor] = []  # audio tokens (S*T, d) of frames not generated yet
         self._arrival: list[float] = []  # when each of those became available
         self._kept: list[KeptFrame] = []
-        self._state = model.start(self.reference[None], seed=self.config.seed)
+        rows = 2 if self.config.guided else 1
+        self._state = model.start(self.reference[None].expand(rows, -1, -1), seed=self.config.seed)
         self._decode_cache = pipe.autoencoder.eval().new_cache()
         self._pending_reference = True
         self.frames_out = 0
@@ -156,10 +165,15 @@ class StreamingSession:
             audio_tokens=self._tokens.pop(0)[None, None], text=[[self._text]], batch_size=1, num_frames=1
         )
         cond = model.encode_conditions(batch)[:, 0]  # cond(j) (1, k, D)
+        guidance = None
+        if cfg.guided:  # row 1: the same frame with null audio
+            silent = ConditionBatch(text=[[self._text]], batch_size=1, num_frames=1)
+            cond = torch.cat([cond, model.encode_conditions(silent)[:, 0]])
+            guidance = cfg.lip_strength
         t1 = time.perf_counter()
-        latent = model.step(self._state, cond)[0]
+        latent = model.step(self._state, cond, guidance=guidance)[0]
         index = self._state.frame
-        self._kept.append(KeptFrame(index, cond[0], latent))
+        self._kept.append(KeptFrame(index, cond, latent))
         t2 = time.perf_counter()
         if len(self._kept) > cfg.window_frames:
             self._kept = self._kept[cfg.evict_frames :]
