@@ -84,6 +84,28 @@ def test_rolling_window_bounds_memory_and_matches_the_training_layout(pipe, audi
     assert last.index == len(frames) - 1
 
 
+def test_other_sample_rates_stream_through_one_resampler(pipe, audio):
+    """44.1 kHz input: any chunking gives identical frames, close to the 16 kHz session's."""
+    from scipy.signal import resample_poly
+
+    native = resample_poly(audio, 441, 160).astype(np.float32)
+
+    def frames_of(chunks):
+        session = StreamingSession(pipe, identity_seed=7)
+        out = []
+        for c in chunks:
+            session.push_audio(c, sample_rate=44100)
+            out += [f for _, f in session.frames()]
+        session.flush()
+        return np.stack(out + [f for _, f in session.frames()])
+
+    whole = frames_of([native])
+    np.testing.assert_array_equal(frames_of(np.array_split(native, 37)), whole)
+    at_16k, _ = run(pipe, audio, None)
+    assert whole.shape == at_16k.shape
+    assert np.abs(whole.astype(int) - at_16k.astype(int)).mean() < 3.0
+
+
 def test_lip_strength_guides_the_audio_and_keeps_the_session_rules(pipe, audio):
     """Guidance 1 is the plain session; other strengths change the frames, stay chunking-invariant through
     window rolls, and a guided step with one condition in both rows equals the unguided step."""
@@ -110,8 +132,9 @@ def test_bad_input_is_refused(pipe):
     with pytest.raises(ValueError, match="exactly one of"):
         StreamingSession(pipe)
     session = StreamingSession(pipe, reference=np.zeros((64, 64, 3), np.uint8))
-    with pytest.raises(ValueError, match="16000 Hz"):
-        session.push_audio(np.zeros(100, np.float32), sample_rate=44100)
+    session.push_audio(np.zeros(441, np.float32), sample_rate=44100)
+    with pytest.raises(ValueError, match="this session's audio is 44100 Hz"):
+        session.push_audio(np.zeros(100, np.float32))
     with pytest.raises(ValueError, match="1-D"):
         session.push_audio(np.zeros((2, 100), np.float32))
     with pytest.raises(ValueError, match="int16 or float"):
@@ -124,5 +147,6 @@ def test_bad_input_is_refused(pipe):
         SessionConfig(window_frames=4, evict_frames=4)
     with pytest.raises(ValueError, match="reference image must be uint8"):
         StreamingSession(pipe, reference=np.zeros((32, 32, 3), np.uint8))
+    session = StreamingSession(pipe, reference=np.zeros((64, 64, 3), np.uint8))
     session.push_audio((np.ones(1280) * 1000).astype(np.int16))  # int16 PCM is fine
     assert len(list(session.frames())) == 1  # only the reference: the look-ahead is still missing

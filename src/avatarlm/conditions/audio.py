@@ -160,6 +160,8 @@ class AudioStreamState:
             raise ValueError("this audio stream was flushed; start a new one with AudioEncoder.stream()")
         enc = self.encoder
         x = enc._as_streams(samples, self.batch_size)
+        if x.shape[-1] == 0:
+            return self._empty()
         self._samples = torch.cat([self._samples, x.reshape(-1, x.shape[-1])], dim=1)
         self.samples_pushed += x.shape[-1]
         spf = enc.cfg.samples_per_frame

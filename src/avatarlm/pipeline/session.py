@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from avatarlm.conditions.projector import ConditionBatch
+from avatarlm.conditions.resample import StreamResampler
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.offline import encode_reference
 from avatarlm.pipeline.rolling import KeptFrame, rebuild_state
@@ -110,6 +111,8 @@ class StreamingSession:
         image = reference if reference is not None else reference_image(pipe, int(identity_seed or 0))
         self.reference = encode_reference(pipe.autoencoder, image)
         self._audio = model.conditions.audio_stream(1)
+        self._rate: int | None = None
+        self._resampler: StreamResampler | None = None
         self._text: str | None = None
         self._tokens: list[torch.Tensor] = []  # audio tokens (S*T, d) of frames not generated yet
         self._arrival: list[float] = []  # when each of those became available
@@ -123,10 +126,19 @@ class StreamingSession:
 
     # -- input ---------------------------------------------------------------------------------------
     def push_audio(self, pcm: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> None:
-        """Append mono PCM (int16, or float in [-1, 1]); only 16 kHz is accepted so far."""
-        if sample_rate != SAMPLE_RATE:
-            raise ValueError(f"audio must be {SAMPLE_RATE} Hz, got {sample_rate} Hz (resample it first)")
-        tokens = self._audio.push(as_float_audio(pcm))
+        """Append mono PCM (int16, or float in [-1, 1]) at ``sample_rate``; other rates than 16 kHz go
+        through one stateful resampler (the first rate pushed is the session's)."""
+        audio = as_float_audio(pcm)
+        if self._rate is None:
+            self._rate = sample_rate
+            self._resampler = None if sample_rate == SAMPLE_RATE else StreamResampler(sample_rate)
+        elif sample_rate != self._rate:
+            raise ValueError(f"this session's audio is {self._rate} Hz; got a chunk at {sample_rate} Hz")
+        if self._resampler is not None:
+            audio = torch.from_numpy(self._resampler.process(audio.numpy()))
+        self._take(self._audio.push(audio))
+
+    def _take(self, tokens: torch.Tensor) -> None:
         now = time.perf_counter()
         for i in range(tokens.shape[1]):
             self._tokens.append(tokens[0, i])
@@ -140,11 +152,9 @@ class StreamingSession:
 
     def flush(self) -> None:
         """End of the audio: its look-ahead is padded with silence, so every pushed 40 ms gets a frame."""
-        tokens = self._audio.flush()
-        now = time.perf_counter()
-        for i in range(tokens.shape[1]):
-            self._tokens.append(tokens[0, i])
-            self._arrival.append(now)
+        if self._resampler is not None:
+            self._take(self._audio.push(torch.from_numpy(self._resampler.flush())))
+        self._take(self._audio.flush())
 
     # -- output --------------------------------------------------------------------------------------
     def frames(self) -> Iterator[tuple[float, np.ndarray]]:
