@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.autoencoder.model import AutoencoderCache, DCAutoencoder
 from avatarlm.autoencoder.tokens import grid_to_tokens, tokens_to_grid
 from avatarlm.conditions.projector import ConditionBatch
 from avatarlm.model import ARModel
@@ -30,16 +30,21 @@ def generate_latents(
 
 
 @torch.no_grad()
+def decode_frame(ae: DCAutoencoder, tokens: torch.Tensor, cache: AutoencoderCache) -> np.ndarray:
+    """One frame's tokens (T, C) -> uint8 (H, W, 3), through (and advancing) the decoder's ``cache``."""
+    _, h, w = ae.latent_shape
+    grid = tokens_to_grid(tokens, h, w)
+    assert isinstance(grid, torch.Tensor)
+    x = ae.decode_step(grid[None], cache)[0]  # (3, H, W) in [-1, 1]
+    return x.permute(1, 2, 0).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+@torch.no_grad()
 def decode_tokens(ae: DCAutoencoder, tokens: torch.Tensor) -> np.ndarray:
     """Tokens (N, T, C) -> uint8 frames (N, H, W, 3), frame by frame through the decoder's caches."""
     ae.eval()
-    _, h, w = ae.latent_shape
-    grids = tokens_to_grid(tokens, h, w)
-    assert isinstance(grids, torch.Tensor)
     cache = ae.new_cache()
-    frames = [ae.decode_step(grids[i][None], cache)[0] for i in range(len(grids))]
-    x = torch.stack(frames)  # (N, 3, H, W) in [-1, 1]
-    return x.permute(0, 2, 3, 1).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    return np.stack([decode_frame(ae, tokens[i], cache) for i in range(len(tokens))])
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ the same shapes); the offline :func:`~avatarlm.pipeline.offline.generate_clip` a
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ import torch
 from avatarlm.conditions.projector import ConditionBatch
 from avatarlm.conditions.resample import StreamResampler
 from avatarlm.pipeline.folder import Pipeline
-from avatarlm.pipeline.offline import encode_reference
+from avatarlm.pipeline.offline import decode_frame, encode_reference
 from avatarlm.pipeline.rolling import KeptFrame, rebuild_state
 
 SAMPLE_RATE = 16_000
@@ -114,8 +115,8 @@ class StreamingSession:
         self._rate: int | None = None
         self._resampler: StreamResampler | None = None
         self._text: str | None = None
-        self._tokens: list[torch.Tensor] = []  # audio tokens (S*T, d) of frames not generated yet
-        self._arrival: list[float] = []  # when each of those became available
+        self._tokens: deque[torch.Tensor] = deque()  # audio tokens (S*T, d) of frames not generated yet
+        self._arrival: deque[float] = deque()  # when each of those became available
         self._kept: list[KeptFrame] = []
         rows = 2 if self.config.guided else 1
         self._state = model.start(self.reference[None].expand(rows, -1, -1), seed=self.config.seed)
@@ -169,10 +170,10 @@ class StreamingSession:
     @torch.no_grad()
     def _next_frame(self) -> np.ndarray:
         model, cfg = self.pipe.model, self.config
-        ready = self._arrival.pop(0)
+        ready = self._arrival.popleft()
         t0 = time.perf_counter()
         batch = ConditionBatch(
-            audio_tokens=self._tokens.pop(0)[None, None], text=[[self._text]], batch_size=1, num_frames=1
+            audio_tokens=self._tokens.popleft()[None, None], text=[[self._text]], batch_size=1, num_frames=1
         )
         cond = model.encode_conditions(batch)[:, 0]  # cond(j) (1, k, D)
         guidance = None
@@ -201,13 +202,5 @@ class StreamingSession:
         self.frames_out += 1
         return frame
 
-    @torch.no_grad()
     def _decode(self, tokens: torch.Tensor) -> np.ndarray:
-        from avatarlm.autoencoder.tokens import tokens_to_grid
-
-        ae = self.pipe.autoencoder
-        _, h, w = ae.latent_shape
-        grid = tokens_to_grid(tokens, h, w)
-        assert isinstance(grid, torch.Tensor)
-        x = ae.decode_step(grid[None], self._decode_cache)[0]
-        return x.permute(1, 2, 0).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        return decode_frame(self.pipe.autoencoder, tokens, self._decode_cache)
