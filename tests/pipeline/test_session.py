@@ -106,6 +106,19 @@ def test_other_sample_rates_stream_through_one_resampler(pipe, audio):
     assert np.abs(whole.astype(int) - at_16k.astype(int)).mean() < 3.0
 
 
+def test_a_live_session_goes_on_in_silence_when_the_audio_stops(pipe, audio):
+    session = StreamingSession(pipe, identity_seed=7, config=SessionConfig(grace_seconds=0.2))
+    session.push_audio(audio[:8000])  # 0.5 s
+    assert len(list(session.frames())) == 1 + 12 - 2  # the reference + 12 frames, less the look-ahead
+    session.advance(now=0.6)  # within the grace period: nothing is invented
+    assert session.silence_filled == 0 and not list(session.frames())
+    session.advance(now=2.0)  # 1.5 s late: all but the last 0.2 s is silence
+    assert session.silence_filled == int(1.8 * 16000) - 8000
+    assert len(list(session.frames())) == int(1.8 * 25) - 2 - 10
+    session.push_audio(audio[8000:9600])  # speech resumes after the silence
+    assert session.frames_out == int(1.8 * 25) - 2 + 1 and len(list(session.frames())) == 2
+
+
 def test_lip_strength_guides_the_audio_and_keeps_the_session_rules(pipe, audio):
     """Guidance 1 is the plain session; other strengths change the frames, stay chunking-invariant through
     window rolls, and a guided step with one condition in both rows equals the unguided step."""
@@ -141,6 +154,8 @@ def test_bad_input_is_refused(pipe):
         session.push_audio(np.zeros(100, np.int32))
     with pytest.raises(ValueError, match="finite"):
         session.push_audio(np.full(100, np.nan, np.float32))
+    with pytest.raises(ValueError, match="grace_seconds"):
+        SessionConfig(grace_seconds=-1.0)
     with pytest.raises(ValueError, match="lip_strength"):
         SessionConfig(lip_strength=-1.0)
     with pytest.raises(ValueError, match="evict_frames"):

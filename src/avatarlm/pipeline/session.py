@@ -38,6 +38,7 @@ class SessionConfig:
     evict_frames: int = 10
     seed: int = 0
     lip_strength: float = 1.0  # classifier-free guidance on the audio: > 1 follows the sound harder
+    grace_seconds: float = 0.2  # live sessions: audio this late is taken as silence (see advance())
 
     def __post_init__(self) -> None:
         if self.window_frames < 2:
@@ -48,6 +49,8 @@ class SessionConfig:
             )
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.grace_seconds < 0:
+            raise ValueError(f"grace_seconds must be >= 0, got {self.grace_seconds}")
         if not 0.0 <= self.lip_strength <= 10.0:
             raise ValueError(f"lip_strength must be in [0, 10], got {self.lip_strength}")
 
@@ -124,6 +127,8 @@ class StreamingSession:
         self._pending_reference = True
         self.frames_out = 0
         self.timings: list[FrameTiming] = []
+        self.silence_filled = 0  # samples of silence advance() pushed for late audio
+        self._start = time.perf_counter()
 
     # -- input ---------------------------------------------------------------------------------------
     def push_audio(self, pcm: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> None:
@@ -144,6 +149,18 @@ class StreamingSession:
         for i in range(tokens.shape[1]):
             self._tokens.append(tokens[0, i])
             self._arrival.append(now)
+
+    def advance(self, now: float | None = None) -> None:
+        """Keep a live session on the clock: if the audio is more than ``grace_seconds`` behind ``now``
+        (seconds since the session started; default: the wall clock), the missing part is taken as silence,
+        so the avatar goes on (and goes quiet) when the speaker stops or the connection stalls. Audio that
+        arrives later follows the silence (a server delays the sound track by the session's latency)."""
+        if now is None:
+            now = time.perf_counter() - self._start
+        behind = int((now - self.config.grace_seconds) * SAMPLE_RATE) - self._audio.samples_pushed
+        if behind > 0:
+            self.silence_filled += behind
+            self._take(self._audio.push(torch.zeros(behind)))
 
     def push_text(self, instruction: str | None) -> None:
         """The instruction (or caption) for the frames generated from now on; None or "" clears it."""
