@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from avatarlm.cli_eval import add_eval_parser, run_eval
+
 
 def _languages(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
@@ -106,29 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--out", required=True, help="mp4 to write (with sound)")
 
-    evalcmd = sub.add_parser("eval", help="measure a trained pipeline").add_subparsers(
-        dest="eval_command", required=True
-    )
-    lips = evalcmd.add_parser("lipsync", help="generate held-out clips and score their lip-sync")
-    lips.add_argument("--model", required=True, help="pipeline folder (OUT/pipeline of `avatarlm train ar`)")
-    lips.add_argument("--data", required=True, help="dataset folder")
-    lips.add_argument("--split", default="test")
-    lips.add_argument("--clips", type=int, default=8)
-    lips.add_argument("--frames", type=int, default=None, help="frames per clip (default: whole clips)")
-    lips.add_argument("--seed", type=int, default=0)
-    lips.add_argument("--out", required=True, help="folder for the side-by-side mp4, trace plot and JSON")
-
-    use = evalcmd.add_parser(
-        "audio-use", help="teacher-forced: does the model use the audio, on unseen faces?"
-    )
-    use.add_argument("--model", required=True, help="pipeline folder")
-    use.add_argument("--data", required=True, help="dataset folder")
-    use.add_argument("--splits", default="train,test", help="comma-separated splits (default: train,test)")
-    use.add_argument("--clips", type=int, default=4)
-    use.add_argument("--frames", type=int, default=200, help="frames per clip (from the start)")
-    use.add_argument(
-        "--guidance", type=float, default=1.0, help="audio guidance (lip strength) of 'with audio'"
-    )
+    add_eval_parser(sub)
 
     aecmd = sub.add_parser("ae", help="use a trained autoencoder").add_subparsers(
         dest="ae_command", required=True
@@ -247,41 +227,6 @@ def _generate(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
-def _eval_audio_use(args: argparse.Namespace) -> None:
-    from avatarlm.eval.audio_use import audio_use
-    from avatarlm.pipeline.folder import load_pipeline
-
-    if args.clips < 1 or args.frames < 10:
-        raise ValueError(f"--clips must be >= 1 and --frames >= 10, got {args.clips} and {args.frames}")
-    pipe = load_pipeline(args.model)
-    print("teacher-forced change prediction vs truth (Pearson, the quarter of tokens that move most)")
-    print(" split clips frames   with audio  null audio  audio gain")
-    for split in [s for s in args.splits.split(",") if s]:
-        print(
-            audio_use(pipe, args.data, split, args.clips, args.frames, guidance=args.guidance).row(),
-            flush=True,
-        )
-
-
-def _eval_lipsync(args: argparse.Namespace) -> None:
-    from avatarlm.eval.generated_lipsync import SOURCES, evaluate_lipsync
-    from avatarlm.pipeline.folder import load_pipeline
-
-    if args.clips < 1 or (args.frames is not None and args.frames < 10):
-        raise ValueError(f"--clips must be >= 1 and --frames >= 10, got {args.clips} and {args.frames}")
-    report = evaluate_lipsync(
-        load_pipeline(args.model), args.data, args.split, args.clips, args.frames, seed=args.seed,
-        out_dir=args.out,
-    )  # fmt: skip
-    print(f"{report.clips} clips, {report.frames} frames; mouth probe vs true opening (Pearson):")
-    for source in SOURCES:
-        lag, corr = report.best(source)
-        print(
-            f"  {source:>13}: {report.curves[source][0]:+.3f} at offset 0, {corr:+.3f} at best offset {lag:+d}"
-        )
-    print(f"wrote {args.out}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -318,10 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train_all(args)
         elif args.command == "generate":
             _generate(args)
-        elif args.command == "eval" and args.eval_command == "audio-use":
-            _eval_audio_use(args)
         elif args.command == "eval":
-            _eval_lipsync(args)
+            run_eval(args)
         elif args.command == "ae":
             _ae_command(args)
     except (ValueError, FileNotFoundError) as e:

@@ -1,0 +1,133 @@
+"""Train the pixel probe on rendered frames (half of them through the autoencoder) and score it on renders of unseen identities and on their
+autoencoder reconstructions (the frames a model makes pass through the AE, so that is the error bar that
+counts). Identities: the probe trains on ``val``-split identities and is scored on ``test``-split ones."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.data.render_sampler import RenderedClipSampler
+from avatarlm.data.splits import identity_split
+from avatarlm.eval.ae_quality import reconstruct_clip
+from avatarlm.eval.pixel_probe import PROBED, PixelProbe, PixelProbeConfig, state_targets
+from avatarlm.trainer.schedule import warmup_cosine_lr
+
+
+def split_identities(split: str, count: int) -> list[int]:
+    """The first ``count`` identity seeds (0, 1, 2, ...) that belong to ``split``."""
+    out: list[int] = []
+    seed = 0
+    while len(out) < count:
+        if identity_split(seed) == split:
+            out.append(seed)
+        seed += 1
+    return out
+
+
+def _batch(sampler: RenderedClipSampler, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    frames, _, states = sampler.draw(rng, n)
+    vectors = np.stack([s[0].to_vector() for s in states])
+    return frames[:, 0], vectors
+
+
+def train_probe(
+    config: PixelProbeConfig,
+    out: str | os.PathLike[str],
+    steps: int,
+    batch: int = 32,
+    lr: float = 1e-3,
+    render_size: int = 128,
+    identities: int = 400,
+    seed: int = 0,
+    progress: bool = True,
+    ae: DCAutoencoder | None = None,
+) -> PixelProbe:
+    """Train on fresh renders of ``identities`` val-split faces; writes the probe folder ``out``. With ``ae``,
+    half of every batch is shown through the autoencoder, as generated frames are (a probe trained on
+    clean renders alone reads blurred mouths badly)."""
+    if steps < 1 or batch < 2:
+        raise ValueError(f"steps must be >= 1 and batch >= 2, got {steps} and {batch}")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    sampler = RenderedClipSampler(split_identities("val", identities), size=render_size)
+    probe = PixelProbe(config)
+    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.01)
+    bar = tqdm(range(steps), desc="train probe", disable=not progress)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = warmup_cosine_lr(step, steps, lr, min(100, steps // 10), 0.05)
+        frames, states = _batch(sampler, rng, batch)
+        if ae is not None:
+            with torch.no_grad():
+                frames[::2] = reconstruct_clip(ae.eval(), frames[::2], streaming=False)
+        controls, expression = state_targets(states)
+        pred, logits = probe(probe.prepare(frames))
+        loss = nn.functional.mse_loss(pred, torch.from_numpy(controls)) + 0.3 * nn.functional.cross_entropy(
+            logits, torch.from_numpy(expression)
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+    probe.save_pretrained(out)
+    return probe.eval()
+
+
+@dataclass
+class ProbeScores:
+    r2: dict[str, float]  # per probed control
+    blink_accuracy: float  # closed (> 0.5) or open
+    expression_accuracy: float
+
+    def row(self, label: str) -> str:
+        r2 = " ".join(f"{self.r2[n]:6.3f}" for n in PROBED)
+        return f"{label:>16} {r2}  {self.blink_accuracy:6.3f} {self.expression_accuracy:6.3f}"
+
+
+def header() -> str:
+    return f"{'frames':>16} " + " ".join(f"{n[:6]:>6}" for n in PROBED) + "  blink  expr"
+
+
+def score(probe: PixelProbe, frames: np.ndarray, states: np.ndarray) -> ProbeScores:
+    """R² of every control (on the [-1, 1] scale), blink and expression accuracy of ``frames`` vs ``states``."""
+    return score_readings(*probe.read(frames), states)
+
+
+def score_readings(pred: np.ndarray, classes: np.ndarray, states: np.ndarray) -> ProbeScores:
+    """Scores of probe readings (controls (N, len(PROBED)), expression classes (N,)) against ``states``."""
+    controls, expression = state_targets(states)
+    sse = ((pred - controls) ** 2).sum(axis=0)
+    sst = ((controls - controls.mean(axis=0)) ** 2).sum(axis=0)
+    r2 = {n: float(1.0 - sse[i] / max(sst[i], 1e-12)) for i, n in enumerate(PROBED)}
+    b = PROBED.index("blink")
+    blink = float(((pred[:, b] > 0.0) == (controls[:, b] > 0.0)).mean())  # 0 on the [-1, 1] scale = 0.5
+    return ProbeScores(r2, blink, float((classes == expression).mean()))
+
+
+@torch.no_grad()
+def evaluate_probe(
+    probe: PixelProbe,
+    count: int = 256,
+    ae: DCAutoencoder | None = None,
+    render_size: int = 128,
+    seed: int = 1,
+) -> dict[str, ProbeScores]:
+    """Scores on ``count`` renders of test-split identities and, with ``ae``, on their reconstructions."""
+    sampler = RenderedClipSampler(split_identities("test", 200), size=render_size)
+    frames, states = _batch(sampler, np.random.default_rng(seed), count)
+    out = {"renders": score(probe, frames, states)}
+    if ae is not None:
+        ae.eval()
+        recon = np.concatenate(
+            [reconstruct_clip(ae, frames[i : i + 16], streaming=False) for i in range(0, count, 16)]
+        )
+        out["reconstructions"] = score(probe, recon, states)
+    return out
