@@ -210,7 +210,13 @@ def _train_all(args: argparse.Namespace) -> None:
 
 def _generate(args: argparse.Namespace) -> None:
     from avatarlm.pipeline.folder import load_pipeline
-    from avatarlm.pipeline.generate import generate_video, load_audio, load_image, speak_text
+    from avatarlm.pipeline.generate import (
+        domain_warning,
+        generate_video,
+        load_audio,
+        load_image,
+        speak_text,
+    )
     from avatarlm.pipeline.session import SessionConfig
 
     if not args.out.endswith(".mp4"):
@@ -219,6 +225,9 @@ def _generate(args: argparse.Namespace) -> None:
     audio = load_audio(args.audio) if args.audio else speak_text(args.text, args.lang)
     c = pipe.autoencoder.config
     image = load_image(args.image, c.image_height, c.image_width) if args.image else None
+    warning = domain_warning(pipe.autoencoder, image) if image is not None else None
+    if warning:
+        print(warning, file=sys.stderr)
     identity = None if image is not None else (args.identity or 0)
     report = generate_video(
         pipe, audio, args.out, image, identity, SessionConfig(seed=args.seed, lip_strength=args.lip_strength)

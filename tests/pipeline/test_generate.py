@@ -20,13 +20,36 @@ def test_generate_from_a_file_at_another_rate(random_pipeline, tmp_path, capsys)
     assert "real-time factor" in capsys.readouterr().out
 
 
-def test_generate_from_text_and_an_image(random_pipeline, tmp_path):
-    image = write_png(tmp_path / "face.png", np.full((90, 120, 3), 128, np.uint8))
+def test_generate_from_text_and_an_image(random_pipeline, tmp_path, capsys):
+    noise = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    image = write_png(tmp_path / "face.png", noise)
     out = tmp_path / "said.mp4"
     args = ["generate", "--model", str(random_pipeline), "--text", "hola", "--lang", "es"]
     assert main([*args, "--image", str(image), "--out", str(out)]) == 0
     frames, _ = read_mp4(out)
     assert frames.shape[0] > 5 and frames.shape[1:] == (64, 64, 3)
+    assert "far from what the model was trained on" in capsys.readouterr().err  # a warning, not an error
+
+
+def test_the_domain_warning_tells_renders_from_foreign_images():
+    """With the bundled autoencoder: a rendered face passes, noise and a real photo are flagged."""
+    from pathlib import Path
+
+    from avatarlm.autoencoder.model import DCAutoencoder
+    from avatarlm.eval.real_frames import real_portraits
+    from avatarlm.pipeline.generate import FAR_FROM_TRAINING_DB, domain_warning, reference_psnr
+    from avatarlm.pipeline.session import reference_image
+
+    ae = DCAutoencoder.from_pretrained(Path(__file__).resolve().parents[2] / "models" / "tiny" / "ae")
+
+    class Pipe:
+        autoencoder = ae
+
+    render = reference_image(Pipe(), 12)  # type: ignore[arg-type]
+    assert reference_psnr(ae, render) > FAR_FROM_TRAINING_DB + 2 and domain_warning(ae, render) is None
+    noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    assert domain_warning(ae, noise) is not None
+    assert domain_warning(ae, real_portraits(128, 128)["astronaut"]) is not None
 
 
 def test_generate_rejects_bad_input(random_pipeline, tmp_path, capsys):
