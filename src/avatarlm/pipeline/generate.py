@@ -75,7 +75,7 @@ def load_image(path: str | os.PathLike[str], height: int, width: int) -> np.ndar
 
 
 # Autoencoder reconstruction PSNR below which a reference image is called far from the training renders. The
-# bundled tiny AE gives renders 20.7-29 dB (median 25.4, 60 random poses) and real photos 17.5-20.8 dB: only
+# bundled tiny AE gives renders >= 20.7 dB (median 25.4, 60 random poses), real photos 17.5-20.8 dB: only
 # clearly foreign images are caught; the warning is a hint, not a guarantee.
 FAR_FROM_TRAINING_DB = 19.5
 
