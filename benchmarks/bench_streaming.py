@@ -14,6 +14,7 @@ import argparse
 import resource
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,14 @@ def percentiles(values: list[float]) -> str:
     return f"{p[0]:6.1f} {p[1]:6.1f} {p[2]:6.1f}"
 
 
-def paced_run(
-    pipe: Pipeline, seconds: float, config: SessionConfig, chunk_ms: int = 20
-) -> dict[str, list[float]]:
+@dataclass
+class PacedRun:
+    compute: list[float]  # seconds per frame
+    audio_to_lip: list[float]  # seconds per frame
+    stage_means: dict[str, float]  # seconds per frame, by stage
+
+
+def paced_run(pipe: Pipeline, seconds: float, config: SessionConfig, chunk_ms: int = 20) -> PacedRun:
     """Audio arrives in ``chunk_ms`` pieces at wall-clock pace; frames are drained after every piece."""
     session = StreamingSession(pipe, identity_seed=1, config=config)
     audio = speech_like(seconds)
@@ -68,7 +74,8 @@ def paced_run(
     fps = session.fps
     compute = [sum(t.seconds.values()) for t in session.timings]
     lip = [t.done - (start + t.index / fps) for t in session.timings]
-    return {"compute": compute, "audio_to_lip": lip, "stages": session.timings}  # type: ignore[dict-item]
+    stages = {n: float(np.mean([t.seconds[n] for t in session.timings])) for n in session.timings[0].seconds}
+    return PacedRun(compute, lip, stages)
 
 
 def unpaced_rtf(pipe: Pipeline, seconds: float, config: SessionConfig) -> float:
@@ -169,11 +176,9 @@ def main() -> None:
         paced = paced_run(pipe, args.seconds, config)
         print(f"\nreal-time factor (video s per wall s, unpaced): {rtf:.2f}   (target >= 1.0)")
         print("\nlatency, ms (paced 20 ms audio chunks)       p50    p95    p99   target p95")
-        print(f"  compute per frame                        {percentiles(paced['compute'])}   <= 40")
-        print(f"  audio-to-lip                             {percentiles(paced['audio_to_lip'])}   <= 200")
-        stages = paced["stages"]
-        names = list(stages[0].seconds)  # type: ignore[union-attr]
-        per_stage = {n: float(np.mean([s.seconds[n] for s in stages])) for n in names}  # type: ignore[union-attr]
+        print(f"  compute per frame                        {percentiles(paced.compute)}   <= 40")
+        print(f"  audio-to-lip                             {percentiles(paced.audio_to_lip)}   <= 200")
+        per_stage = paced.stage_means
         flops, peak = flops_per_frame(pipe, config), matmul_peak()
         frame_s = sum(per_stage.values())
         print("\nper-stage mean, ms: " + ", ".join(f"{n} {v * 1000:.1f}" for n, v in per_stage.items()))

@@ -164,8 +164,6 @@ def _train_ae(args: argparse.Namespace) -> None:
     from avatarlm.config import AETrainConfig
     from avatarlm.trainer.ae_run import run_ae_training
 
-    if args.preset not in AETrainConfig.preset_names() and not args.preset.endswith(".json"):
-        raise ValueError(f"unknown preset {args.preset!r}; known: {', '.join(AETrainConfig.preset_names())}")
     cfg = AETrainConfig.from_preset_or_file(
         args.preset, stage=args.stage, init_from=args.init_from, **_overrides(args.set)
     )

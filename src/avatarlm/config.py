@@ -50,6 +50,9 @@ class ComponentConfig:
     def from_preset_or_file(cls, name: str, **overrides: Any) -> Self:
         """A named preset, or a JSON file (``*.json``) holding a config of this kind, e.g. a run's own."""
         if not name.endswith(".json"):
+            if name not in cls._presets:
+                known = ", ".join(cls._presets)
+                raise ValueError(f"unknown preset {name!r}; known: {known}, or a .json config file")
             return cls.preset(name, **overrides)
         import json
         from pathlib import Path

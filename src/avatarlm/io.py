@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import safe_open
@@ -172,3 +172,16 @@ def check_state_dict(
         problems.append(f"{len(shapes)} shape mismatch(es) e.g. {'; '.join(shapes[:5])}")
     if problems:
         raise ValueError(f"weights in {source} do not match their config: " + " | ".join(problems))
+
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def load_pretrained(folder: str | os.PathLike[str], kind: str, build: Callable[[dict[str, Any]], M]) -> M:
+    """A module from a folder of :func:`save_model_folder`: ``build(config dict)``, weights checked and
+    loaded (fp32), in eval mode."""
+    config, tensors = load_model_folder(folder, kind)
+    module = build(config)
+    check_state_dict(module.state_dict(), tensors, folder)
+    module.load_state_dict(tensors)
+    return module.eval()

@@ -25,7 +25,7 @@ from avatarlm.backbone import Backbone, KVCache
 from avatarlm.conditions.projector import ConditionBatch, ConditionEncoder
 from avatarlm.head import build_head
 from avatarlm.head.layers import TimestepEmbedding
-from avatarlm.io import check_state_dict, load_model_folder, save_model_folder
+from avatarlm.io import load_pretrained, save_model_folder
 from avatarlm.sequence import SequenceLayout, build_layout, frame_causal_mask
 
 __all__ = ["ARConfig", "ARModel", "GenerationState", "frame_generator", "keyed_generator"]
@@ -93,11 +93,7 @@ class ARModel(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike[str]) -> ARModel:
         """Load a folder written by :meth:`save_pretrained`, upcast to fp32, in eval mode."""
-        config, tensors = load_model_folder(folder, ARConfig.kind)
-        model = cls(ARConfig.from_dict(config))
-        check_state_dict(model.state_dict(), tensors, folder)
-        model.load_state_dict(tensors)
-        return model.eval()
+        return load_pretrained(folder, ARConfig.kind, lambda c: cls(ARConfig.from_dict(c)))
 
     def encode_conditions(
         self, batch: ConditionBatch, generator: torch.Generator | None = None

@@ -57,8 +57,7 @@ class StreamResampler:
         pad = self.taps + 1
         self._x = np.concatenate([self._x, np.zeros(pad)])
         total = (self._n * self.up) // self.down  # output samples the input's duration holds
-        out = self._emit(last_input=self._n - 1 + pad, limit=total)
-        return out
+        return self._emit(last_input=self._n - 1 + pad, limit=total)
 
     def _emit(self, last_input: int, limit: int | None = None) -> np.ndarray:
         # output m needs input up to floor(m * down / up); emit every m whose input has arrived

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avatarlm.autoencoder.latent_cache import encode_frames
 from avatarlm.autoencoder.tokens import grid_to_tokens
 from avatarlm.data.shards import iter_samples
 from avatarlm.pipeline.folder import Pipeline
@@ -122,11 +123,8 @@ def audio_use(
     for sample in iter_samples(Path(data), split):
         clip = clip_from_sample(sample)
         n = min(clip.n_frames, max_frames)
-        x = torch.from_numpy(sample.frames[:n].copy()).permute(0, 3, 1, 2).float().div(127.5).sub(1)
         with torch.no_grad():
-            z = ae.encode(x[None], ae.new_cache())[0]
-        latents = grid_to_tokens(z)
-        assert isinstance(latents, torch.Tensor)
+            latents = torch.from_numpy(grid_to_tokens(encode_frames(ae, sample.frames[:n].copy())))
         true = (latents[1:] - latents[:-1]).numpy()
         parts = window_conditions(
             clip, 1, n - 1, 0, cfg.audio_streams, cfg.samples_per_frame, cfg.lookahead_frames

@@ -21,7 +21,7 @@ from torch import nn
 from avatarlm.config import ComponentConfig, register_config
 from avatarlm.data.face import EXPRESSIONS, FACE_STATE_FIELDS
 from avatarlm.data.render_sampler import LIMITS
-from avatarlm.io import check_state_dict, load_model_folder, save_model_folder
+from avatarlm.io import load_pretrained, save_model_folder
 
 PROBED = ("mouth_open", "mouth_width", "mouth_round", "yaw", "pitch", "roll", "blink")
 NEUTRAL_BELOW = 0.3  # expression strength under which a face reads as neutral
@@ -118,8 +118,4 @@ class PixelProbe(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike[str]) -> PixelProbe:
-        config, tensors = load_model_folder(folder, PixelProbeConfig.kind)
-        probe = cls(PixelProbeConfig.from_dict(config))
-        check_state_dict(probe.state_dict(), tensors, folder)
-        probe.load_state_dict(tensors)
-        return probe.eval()
+        return load_pretrained(folder, PixelProbeConfig.kind, lambda c: cls(PixelProbeConfig.from_dict(c)))

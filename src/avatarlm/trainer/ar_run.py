@@ -34,13 +34,6 @@ def apply_overrides(cfg: ARTrainConfig, overrides: dict[str, Any]) -> ARTrainCon
     return ARTrainConfig.from_dict(data)
 
 
-def train_config(preset: str) -> ARTrainConfig:
-    """A named preset, or a JSON file holding an ARTrainConfig (e.g. a run's train_config.json)."""
-    if not preset.endswith(".json") and preset not in ARTrainConfig.preset_names():
-        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(ARTrainConfig.preset_names())}")
-    return ARTrainConfig.from_preset_or_file(preset)
-
-
 def run_ar_training(
     preset: str,
     data: str | os.PathLike[str],
@@ -55,7 +48,7 @@ def run_ar_training(
     """Train and write ``out/pipeline``; returns its path (None on processes other than the first)."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no CUDA device is available")
-    cfg = apply_overrides(train_config(preset), overrides or {})
+    cfg = apply_overrides(ARTrainConfig.from_preset_or_file(preset), overrides or {})
     ae = DCAutoencoder.from_pretrained(ae_folder)
     check_compatible(ae, ARModel(cfg.model))
     ctx = init_distributed(device)

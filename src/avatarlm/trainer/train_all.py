@@ -83,18 +83,18 @@ class StageReport:
 
 
 def _check_plan(out: Path, plan: TrainAllPlan) -> None:
-    path = out / "plan.json"
+    path, pinned = out / "plan.json", plan.pinned()
     if path.exists():
         before = read_json(path)
-        if before != plan.pinned():
-            changed = sorted(k for k in plan.pinned() if before.get(k) != plan.pinned()[k])
+        if before != pinned:
+            changed = sorted(k for k in pinned if before.get(k) != pinned[k])
             raise ValueError(
                 f"{out} holds a run with other settings ({', '.join(changed)} differ); "
                 "rerun with the same settings to resume, or use a new --out"
             )
     else:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, plan.pinned())
+        atomic_write_json(path, pinned)
 
 
 def _ae_config(plan: TrainAllPlan, **overrides: Any) -> AETrainConfig:
