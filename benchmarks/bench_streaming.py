@@ -114,7 +114,7 @@ def cache_vs_recompute(model: ARModel, frames: int, reps: int = 5) -> tuple[floa
     t, c, k, d = cfg.tokens_per_frame, cfg.latent_channels, cfg.cond_tokens_per_frame, cfg.hidden_size
     g = torch.Generator().manual_seed(0)
     kept = [
-        KeptFrame(i + 1, torch.randn(k, d, generator=g), torch.randn(t, c, generator=g))
+        KeptFrame(i + 1, torch.randn(1, k, d, generator=g), torch.randn(t, c, generator=g))
         for i in range(frames)
     ]
     reference = torch.randn(t, c, generator=g)
