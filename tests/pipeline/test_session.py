@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from avatarlm.conditions.pose import NUM_KEYPOINTS
 from avatarlm.conditions.projector import ConditionBatch
 from avatarlm.pipeline.offline import generate_clip
 from avatarlm.pipeline.session import SessionConfig, StreamingSession
@@ -139,6 +140,36 @@ def test_lip_strength_guides_the_audio_and_keeps_the_session_rules(pipe, audio):
     torch.testing.assert_close(two, one.expand(2, -1, -1))
     with pytest.raises(ValueError, match="2 rows"):
         model.step(model.start(ref, seed=3), cond, guidance=2.0)
+
+
+def test_pushed_pose_reaches_the_model_like_the_offline_conditions(pipe, audio):
+    n = 12
+    rng = np.random.default_rng(3)
+    pose = rng.uniform(-20, 20, (n, 3)).astype(np.float32)
+    keypoints = rng.uniform(0, 1, (n, NUM_KEYPOINTS, 2)).astype(np.float32)
+    session = StreamingSession(pipe, identity_seed=7, config=SessionConfig(window_frames=64))
+    frames = [f for _, f in session.frames()]
+    session.push_audio(audio[: 2 * 640])  # the look-ahead of frame 1
+    for j in range(1, n):
+        session.push_pose(pose[j], keypoints[j])
+        session.push_audio(audio[(j + 1) * 640 : (j + 2) * 640])
+        frames += [f for _, f in session.frames()]
+    streamed = np.stack(frames)
+    cond = ConditionBatch(
+        audio=audio[: (n + 1) * 640], num_frames=n - 1, pose=torch.from_numpy(pose[None, 1:]),
+        keypoints=torch.from_numpy(keypoints[None, 1:]),
+    )  # fmt: skip
+    offline = generate_clip(pipe.autoencoder, pipe.model, session.reference, cond)
+    assert streamed.shape == offline.shape == (n, 64, 64, 3)
+    to_offline = np.abs(offline.astype(int) - streamed.astype(int))
+    assert to_offline.max() <= 2
+    pose_free = run(pipe, audio[: (n + 1) * 640], None, SessionConfig(window_frames=64))[0][:n]
+    assert np.abs(pose_free.astype(int) - streamed.astype(int)).mean() > 10 * to_offline.mean()
+    with pytest.raises(ValueError, match="rotation"):
+        session.push_pose(np.zeros(2))
+    with pytest.raises(ValueError, match="finite"):
+        session.push_pose(np.full(3, np.nan), keypoints[0])
+    session.push_pose(None)  # cleared: null pose tokens again
 
 
 def test_bad_input_is_refused(pipe):

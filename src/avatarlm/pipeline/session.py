@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from avatarlm.conditions.pose import NUM_KEYPOINTS
 from avatarlm.conditions.projector import ConditionBatch
 from avatarlm.conditions.resample import StreamResampler
 from avatarlm.pipeline.folder import Pipeline
@@ -94,7 +95,7 @@ def as_float_audio(pcm: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 class StreamingSession:
-    """``push_audio`` / ``push_text`` in any order and chunking; ``frames()`` yields ``(seconds, frame)``."""
+    """``push_audio`` / ``push_text`` / ``push_pose`` in any order and chunking; ``frames()`` yields ``(seconds, frame)``."""
 
     def __init__(
         self,
@@ -118,6 +119,7 @@ class StreamingSession:
         self._rate: int | None = None
         self._resampler: StreamResampler | None = None
         self._text: str | None = None
+        self._pose: tuple[torch.Tensor, torch.Tensor] | None = None  # (1, 1, 3), (1, 1, K, 2)
         self._tokens: deque[torch.Tensor] = deque()  # audio tokens (S*T, d) of frames not generated yet
         self._arrival: deque[float] = deque()  # when each of those became available
         self._kept: list[KeptFrame] = []
@@ -168,6 +170,26 @@ class StreamingSession:
             raise ValueError(f"an instruction must be a string or None, got {type(instruction).__name__}")
         self._text = instruction or None
 
+    def push_pose(self, rotation: np.ndarray | None, keypoints: np.ndarray | None = None) -> None:
+        """The head pose for the frames generated from now on: ``rotation`` (3,) yaw/pitch/roll in degrees
+        and ``keypoints`` (K, 2) in [0, 1] (DESIGN.md's named set); None clears it (the model then gets its
+        null pose tokens and moves the head by itself)."""
+        if rotation is None:
+            self._pose = None
+            return
+        if "pose" not in self.pipe.model.config.conditions.modalities:
+            raise ValueError("this model takes no pose condition")
+        rot = np.asarray(rotation, dtype=np.float32)
+        kp = np.asarray(keypoints, dtype=np.float32) if keypoints is not None else None
+        if rot.shape != (3,) or kp is None or kp.shape != (NUM_KEYPOINTS, 2):
+            got = None if kp is None else kp.shape
+            raise ValueError(
+                f"a pose is rotation (3,) in degrees and keypoints ({NUM_KEYPOINTS}, 2); got {rot.shape}, {got}"
+            )
+        if not (np.isfinite(rot).all() and np.isfinite(kp).all()):
+            raise ValueError("pose values must be finite")
+        self._pose = (torch.from_numpy(rot)[None, None], torch.from_numpy(kp)[None, None])
+
     def flush(self) -> None:
         """End of the audio: its look-ahead is padded with silence, so every pushed 40 ms gets a frame."""
         if self._resampler is not None:
@@ -189,13 +211,17 @@ class StreamingSession:
         model, cfg = self.pipe.model, self.config
         ready = self._arrival.popleft()
         t0 = time.perf_counter()
+        pose, keypoints = self._pose if self._pose is not None else (None, None)
         batch = ConditionBatch(
-            audio_tokens=self._tokens.popleft()[None, None], text=[[self._text]], batch_size=1, num_frames=1
-        )
+            audio_tokens=self._tokens.popleft()[None, None], text=[[self._text]], pose=pose,
+            keypoints=keypoints, batch_size=1, num_frames=1,
+        )  # fmt: skip
         cond = model.encode_conditions(batch)[:, 0]  # cond(j) (1, k, D)
         guidance = None
         if cfg.guided:  # row 1: the same frame with null audio
-            silent = ConditionBatch(text=[[self._text]], batch_size=1, num_frames=1)
+            silent = ConditionBatch(
+                text=[[self._text]], pose=pose, keypoints=keypoints, batch_size=1, num_frames=1
+            )
             cond = torch.cat([cond, model.encode_conditions(silent)[:, 0]])
             guidance = cfg.lip_strength
         t1 = time.perf_counter()
