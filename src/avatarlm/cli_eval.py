@@ -8,9 +8,18 @@ from typing import Any
 
 def add_eval_parser(sub: Any) -> None:
     """Add ``eval`` and its subcommands to the top-level subparsers ``sub``."""
-    evalcmd = sub.add_parser("eval", help="measure a trained pipeline").add_subparsers(
-        dest="eval_command", required=True
+    report = sub.add_parser(
+        "eval",
+        help="measure a trained pipeline: `eval --model DIR --out DIR` writes the full report",
+        description="Without a subcommand: generate unseen clips with the pipeline and write report.md, "
+        "report.json and plots to --out (a few minutes on 2 cores; --quick: about two).",
     )
+    report.add_argument("--model", help="pipeline folder (OUT/pipeline of `avatarlm train ar`)")
+    report.add_argument("--out", help="report folder (report.md, report.json, PNG plots)")
+    report.add_argument("--quick", action="store_true", help="3 languages, 6 s clips, one 10 s session")
+    report.add_argument("--probe", default="models/probe", help="pixel probe folder (default: models/probe)")
+    report.add_argument("--seed", type=int, default=0)
+    evalcmd = report.add_subparsers(dest="eval_command", required=False)
     lips = evalcmd.add_parser("lipsync", help="generate held-out clips and score their lip-sync")
     lips.add_argument("--model", required=True, help="pipeline folder (OUT/pipeline of `avatarlm train ar`)")
     lips.add_argument("--data", required=True, help="dataset folder")
@@ -46,12 +55,39 @@ def add_eval_parser(sub: Any) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> None:
-    if args.eval_command in ("train-probe", "probe"):
+    if args.eval_command is None:
+        _eval_report(args)
+    elif args.eval_command in ("train-probe", "probe"):
         _eval_probe(args)
     elif args.eval_command == "audio-use":
         _eval_audio_use(args)
     else:
         _eval_lipsync(args)
+
+
+def _eval_report(args: argparse.Namespace) -> None:
+    if not args.model or not args.out:
+        raise ValueError("`avatarlm eval` needs --model DIR and --out DIR (or a subcommand, see --help)")
+    from pathlib import Path
+
+    from avatarlm.eval.pixel_probe import PixelProbe
+    from avatarlm.eval.report import ReportConfig, build_report
+    from avatarlm.eval.report_write import HEADERS, headline, write_report
+    from avatarlm.pipeline.folder import load_pipeline
+
+    pipe = load_pipeline(args.model)
+    probe = PixelProbe.from_pretrained(args.probe)
+    config = ReportConfig.quick() if args.quick else ReportConfig()
+    config.seed = args.seed
+    report = build_report(pipe, probe, config, model_name=Path(args.model).name)
+    path = write_report(report, args.out)
+    print(f"{'measure':<56}" + "".join(f"{h[:22]:>24}" for h in HEADERS))
+    for name, cells in headline(report).items():
+        print(
+            f"{name[:55]:<56}"
+            + "".join(f"{cells[s]:>24}" for s in ("generated", "ceiling", "floor", "truth"))
+        )
+    print(f"wrote {path}")
 
 
 def _eval_audio_use(args: argparse.Namespace) -> None:

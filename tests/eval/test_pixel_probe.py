@@ -5,8 +5,9 @@ import torch
 from ar_helpers import ae_config
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.data.face import FACE_STATE_FIELDS, FaceState
+from avatarlm.data.splits import split_identities
 from avatarlm.eval.pixel_probe import PROBED, PixelProbe, PixelProbeConfig, state_targets, unscale
-from avatarlm.eval.pixel_probe_train import evaluate_probe, score_readings, split_identities, train_probe
+from avatarlm.eval.pixel_probe_train import evaluate_probe, score_readings, train_probe
 
 
 def states(n: int, seed: int = 0) -> np.ndarray:

@@ -131,11 +131,14 @@ def render_role(renderer: Renderer, face: np.ndarray) -> tuple[np.ndarray, np.nd
     return frames, keypoints
 
 
-def make_clip(spec: ClipSpec) -> Clip:
+def make_clip(spec: ClipSpec, instructions: list[TimedInstruction] | None = None) -> Clip:
+    """Render the clip of ``spec``; ``instructions`` replace the sampled ones (evaluation clips that must
+    hold a given instruction), leaving everything else as the spec makes it."""
     rng = np.random.default_rng(spec.seed)
     conv, voices = plan_speech(spec, rng)
     n = int(round(conv.duration * spec.fps))
-    instructions = sample_instructions(rng, conv.duration)
+    sampled = sample_instructions(rng, conv.duration)
+    instructions = sampled if instructions is None else instructions
     gaze = 0.0 if spec.kind == "monologue" else float(rng.choice([-0.5, 0.5]))
     face, speaking, partner = role_behaviour(conv, 0, n, spec.fps, instructions, rng, gaze)
     frames, keypoints = render_role(

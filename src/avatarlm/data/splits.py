@@ -17,3 +17,14 @@ def identity_split(identity_seed: int) -> str:
 
 def language_allowed(language: str, split: str) -> bool:
     return split == "test" or language not in TEST_ONLY_LANGUAGES
+
+
+def split_identities(split: str, count: int) -> list[int]:
+    """The first ``count`` identity seeds (0, 1, 2, ...) that belong to ``split``."""
+    out: list[int] = []
+    seed = 0
+    while len(out) < count:
+        if identity_split(seed) == split:
+            out.append(seed)
+        seed += 1
+    return out

@@ -17,6 +17,7 @@ from avatarlm.data.face import FaceState
 from avatarlm.data.identity import Identity
 from avatarlm.data.render import Renderer
 
+FLAT = 1e-5  # relative spread under which a trace is constant
 DARK_LEVEL = 110.0  # grey level below which a pixel counts as (partly) mouth interior
 
 
@@ -46,7 +47,8 @@ def mouth_trace(frames: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> n
 
 def lagged_correlations(probe: np.ndarray, truth: np.ndarray, max_lag: int = 3) -> dict[int, float]:
     """Pearson correlation of ``probe[t + lag]`` with ``truth[t]`` for lag in -max_lag..max_lag
-    (positive lag: the probe trails the truth)."""
+    (positive lag: the probe trails the truth). A trace that varies by less than ``FLAT`` (float noise, e.g. a
+    probe reading identical frames in different batches) counts as constant and scores 0."""
     if probe.shape != truth.shape or probe.ndim != 1:
         raise ValueError(f"probe and truth must be equal 1-D arrays, got {probe.shape} and {truth.shape}")
     if len(probe) <= 2 * max_lag + 2:
@@ -59,7 +61,8 @@ def lagged_correlations(probe: np.ndarray, truth: np.ndarray, max_lag: int = 3) 
         a = probe[max(lag, 0) : n + min(lag, 0)]
         b = truth[max(-lag, 0) : n - max(lag, 0)]
         sa, sb = a.std(), b.std()
-        out[lag] = float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb)) if sa > 0 and sb > 0 else 0.0
+        flat = sa <= FLAT * (1 + np.abs(a).mean()) or sb <= FLAT * (1 + np.abs(b).mean())
+        out[lag] = 0.0 if flat else float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
     return out
 
 

@@ -112,6 +112,16 @@ class PixelProbe(nn.Module):
         self.train(was)
         return np.concatenate(controls), np.concatenate(classes)
 
+    @torch.no_grad()
+    def embed(self, frames: np.ndarray, batch: int = 64) -> np.ndarray:
+        """The probe's 256-d features of uint8 frames (N, H, W, 3): what the Fréchet distance compares."""
+        was = self.training
+        self.eval()
+        out = [self.neck(self.features(self.prepare(frames[i : i + batch]))).cpu().numpy()
+               for i in range(0, len(frames), batch)]  # fmt: skip
+        self.train(was)
+        return np.concatenate(out).astype(np.float64)
+
     def save_pretrained(self, folder: str | os.PathLike[str]) -> Path:
         """``config.json`` + fp16 ``model.safetensors`` (upcast to fp32 on load)."""
         return save_model_folder(folder, self.config.to_dict(), self.state_dict(), dtype=torch.float16)

@@ -14,21 +14,10 @@ from tqdm import tqdm
 
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.data.render_sampler import RenderedClipSampler
-from avatarlm.data.splits import identity_split
+from avatarlm.data.splits import split_identities
 from avatarlm.eval.ae_quality import reconstruct_clip
 from avatarlm.eval.pixel_probe import PROBED, PixelProbe, PixelProbeConfig, state_targets
 from avatarlm.trainer.schedule import warmup_cosine_lr
-
-
-def split_identities(split: str, count: int) -> list[int]:
-    """The first ``count`` identity seeds (0, 1, 2, ...) that belong to ``split``."""
-    out: list[int] = []
-    seed = 0
-    while len(out) < count:
-        if identity_split(seed) == split:
-            out.append(seed)
-        seed += 1
-    return out
 
 
 def _batch(sampler: RenderedClipSampler, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,82 @@
+"""How the evaluation makes a model's frames: free-running through a streaming session (the product's own
+path: rolling window, streaming decode) and one step at a time under teacher forcing (image quality).
+
+``stream_clip`` feeds a session frame by frame exactly as a live client would — before frame j: its
+instruction, its pose (when the model takes pose), then the audio up to frame j's look-ahead — and loops the
+clip's inputs when asked for more frames than it has, for drift over long sessions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from avatarlm.autoencoder.latent_cache import encode_frames
+from avatarlm.autoencoder.tokens import grid_to_tokens
+from avatarlm.conditions.audio import AudioEncoder
+from avatarlm.eval.audio_use import predicted_changes, teacher_forced_hidden
+from avatarlm.pipeline.folder import Pipeline
+from avatarlm.pipeline.offline import decode_tokens
+from avatarlm.pipeline.session import FrameTiming, SessionConfig, StreamingSession
+from avatarlm.trainer.ar_data import ARClip, stack_conditions, window_conditions
+
+
+def looped(values: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` entries of ``values`` repeated end to end (along axis 0)."""
+    reps = -(-n // len(values))
+    return np.concatenate([values] * reps)[:n]
+
+
+def stream_clip(
+    pipe: Pipeline,
+    clip: ARClip,
+    reference: np.ndarray,
+    n_frames: int,
+    config: SessionConfig | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, list[FrameTiming]]:
+    """Frames (n_frames, H, W, 3) of a session started from ``reference``: frame 0 is the decoded reference,
+    frame j is driven by clip frame j (mod the clip's length). Returns the frames and the session's timings."""
+    cfg = pipe.model.config.conditions
+    spf, lookahead = cfg.samples_per_frame, cfg.lookahead_frames
+    n_src = clip.n_frames
+    audio = looped(clip.audio[0, : n_src * spf].reshape(n_src, spf), n_frames + lookahead).reshape(-1)
+    session = StreamingSession(pipe, reference=reference, config=config)
+    frames = [f for _, f in session.frames()]
+    session.push_audio(audio[: lookahead * spf])
+    for j in tqdm(range(1, n_frames), desc="session", disable=not progress, leave=False):
+        src = j % n_src
+        session.push_text(clip.texts[src])
+        if "pose" in cfg.modalities:
+            session.push_pose(clip.pose[src], clip.keypoints[src])
+        session.push_audio(audio[(j + lookahead - 1) * spf : (j + lookahead) * spf])
+        frames += [f for _, f in session.frames()]
+    if len(frames) != n_frames:
+        raise RuntimeError(f"the session made {len(frames)} frames for {n_frames} frames of input")
+    return np.stack(frames), session.timings
+
+
+@torch.no_grad()
+def teacher_forced_frames(
+    pipe: Pipeline, frames: np.ndarray, clip: ARClip, window: int = 31, seed: int = 0
+) -> np.ndarray:
+    """Frames 1..N-1 (N-1, H, W, 3), each predicted one step ahead from the true history (encoded by the
+    pipeline's AE, at the inference noise level) in windows of ``window`` frames with the window's first
+    frame as f_0 (as in training); every window's predictions are decoded as one stream."""
+    model, ae = pipe.model.eval(), pipe.autoencoder.eval()
+    cfg = model.config.conditions
+    receptive = AudioEncoder(cfg).receptive_field_frames if "audio" in cfg.modalities else 0
+    out = []
+    for s in range(0, len(frames) - 1, window - 1):
+        stop = min(s + window, len(frames))
+        latents = torch.from_numpy(grid_to_tokens(encode_frames(ae, frames[s:stop].copy())))
+        history = min(s, receptive)
+        parts = window_conditions(
+            clip, s + 1, stop - s - 1, history, cfg.audio_streams, cfg.samples_per_frame, cfg.lookahead_frames
+        )
+        cond = model.encode_conditions(stack_conditions([parts], cfg.modalities, history))
+        hidden = teacher_forced_hidden(pipe, latents, cond, seed)
+        change = predicted_changes(pipe, latents, hidden, draws=1, seed=seed + s)
+        out.append(decode_tokens(ae, latents[:-1] + change))
+    return np.concatenate(out)

@@ -1,0 +1,71 @@
+"""`avatarlm eval --model DIR --out DIR`: a report of every measurement, with its ceiling and floor."""
+
+import json
+
+import pytest
+import torch
+
+from ar_helpers import ae_config, ar_config, open_head
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.cli import main
+from avatarlm.eval.pixel_probe import PixelProbe
+from avatarlm.eval.report import ReportConfig, best_lag, build_report, mean_curve
+from avatarlm.eval.report_write import headline, write_report
+from avatarlm.model import ARModel
+from avatarlm.pipeline.folder import load_pipeline, save_pipeline
+
+SMALL = ReportConfig(languages=("en", "el"), seconds=3.0, drift_seconds=(3.0,))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipe")
+    torch.manual_seed(0)
+    ae = DCAutoencoder(ae_config()).save_pretrained(root / "ae")
+    return save_pipeline(root / "pipeline", ae, open_head(ARModel(ar_config(target="delta")), 0.05), "test")
+
+
+@pytest.fixture(scope="module")
+def report(folder):
+    return build_report(load_pipeline(folder), PixelProbe.from_pretrained("models/probe"), SMALL, "test")
+
+
+def test_report_scores_every_source_against_its_ceiling_and_floor(report):
+    assert [c.language for c in report.clips] == ["en", "el"]
+    assert [c.held_out_language for c in report.clips] == [False, True]
+    truth = best_lag(mean_curve([c.mouth["truth"] for c in report.clips]))
+    floor = best_lag(mean_curve([c.mouth["floor"] for c in report.clips]))
+    assert truth[1] > 0.6 and floor == (0, 0.0)  # the probe reads true mouths; a still face scores 0
+    assert all(c.static["floor"] == 0.0 and c.static["generated"] > 0.0 for c in report.clips)
+    assert all(c.instruction_hits["truth"][1] > 10 for c in report.clips)  # every clip holds an instruction
+    f = report.frechet
+    assert f["true frames, blur 2"] > f["true frames, blur 1"] > 0
+    assert f["true frames, noise 16"] > f["true frames, noise 8"] > 0
+    assert set(report.teacher_forced) == {"generated", "ceiling", "floor"}
+    (drift,) = report.drift
+    assert len(drift.static_per_second) == 3 and len(drift.compute_ms) == 74
+    assert set(drift.stage_ms) == {"conditions", "backbone+head", "window roll", "decode"}
+
+
+def test_report_files(report, tmp_path):
+    path = write_report(report, tmp_path / "report")
+    text = path.read_text()
+    for name in headline(report):
+        assert name in text
+    assert "## Lip-sync per language" in text and "| el | yes |" in text
+    for png in ("lipsync.png", "frames.png", "drift.png", "latency.png"):
+        assert (tmp_path / "report" / png).stat().st_size > 1000 and f"({png})" in text
+    numbers = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert len(numbers["clips"]) == 2 and numbers["config"]["seconds"] == 3.0
+    assert not list((tmp_path / "report").glob("*.tmp"))
+
+
+def test_eval_command(folder, tmp_path, capsys, monkeypatch):
+    assert main(["eval", "--model", str(folder)]) == 2
+    assert "needs --model DIR and --out DIR" in capsys.readouterr().err
+    monkeypatch.setattr(ReportConfig, "quick", classmethod(lambda cls: ReportConfig(languages=("en",),
+                        seconds=2.5, drift_seconds=())))  # fmt: skip
+    assert main(["eval", "--model", str(folder), "--out", str(tmp_path / "r"), "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "lip-sync r with the true mouth" in out and (tmp_path / "r" / "report.md").exists()
+    assert not (tmp_path / "r" / "drift.png").exists()  # no sessions asked for
