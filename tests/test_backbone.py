@@ -210,3 +210,39 @@ def test_from_pretrained_qwen_missing_folder_or_weights(tmp_path):
     Qwen2Config(hidden_size=32, num_attention_heads=4, num_hidden_layers=1).save_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="safetensors"):
         Backbone.from_pretrained_qwen(tmp_path)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_evicting_tokens_re_rotates_the_rest_like_a_fresh_encoding(layers):
+    """One layer: drop a middle stretch and re-rotate == encoding the sequence without it (its keys and values
+    depend only on the embeddings). Deeper layers: the first layer still equals it; above, the kept tokens
+    remember what they attended to in the dropped stretch."""
+    torch.manual_seed(0)
+    cfg = BackboneConfig(
+        hidden_size=64, num_layers=layers, num_heads=4, num_kv_heads=2, intermediate_size=128
+    )
+    bb = Backbone(cfg).eval()
+    x = torch.randn(1, 30, 64)
+    keep = torch.cat([torch.arange(0, 6), torch.arange(16, 30)])
+
+    def causal(n, past=0):
+        return torch.triu(torch.full((n, past + n), float("-inf")), diagonal=past + 1)[None, None]
+
+    with torch.no_grad():
+        rolled = bb.new_cache()
+        bb.step(x, torch.arange(30), rolled, causal(30))
+        bb.evict(rolled, 6, 16)
+        fresh = bb.new_cache()
+        bb.step(x[:, keep], torch.arange(20), fresh, causal(20))
+        nxt = torch.randn(1, 3, 64)
+        after_roll = bb.step(nxt, torch.arange(20, 23), rolled, causal(3, 20))
+        after_fresh = bb.step(nxt, torch.arange(20, 23), fresh, causal(3, 20))
+    assert rolled.length == fresh.length == 23
+    torch.testing.assert_close(rolled.keys[0], fresh.keys[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(rolled.values[0], fresh.values[0], atol=1e-5, rtol=0)
+    if layers == 1:
+        torch.testing.assert_close(after_roll, after_fresh, atol=1e-5, rtol=0)
+    else:
+        assert (after_roll - after_fresh).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="cannot remove"):
+        rolled.remove(10, 40)

@@ -143,6 +143,15 @@ class KVCache:
         self.keys[layer], self.values[layer] = key, value
         return key, value
 
+    def remove(self, start: int, stop: int) -> None:
+        """Drop tokens [start, stop)."""
+        if not 0 <= start <= stop <= self.length:
+            raise ValueError(f"cannot remove tokens [{start}, {stop}) of a cache of {self.length}")
+        for i, (k, v) in enumerate(zip(self.keys, self.values, strict=True)):
+            if k is not None and v is not None:
+                self.keys[i] = torch.cat([k[:, :, :start], k[:, :, stop:]], dim=2)
+                self.values[i] = torch.cat([v[:, :, :start], v[:, :, stop:]], dim=2)
+
     def crop(self, length: int) -> None:
         """Keep only the first ``length`` tokens."""
         if not 0 <= length <= self.length:
@@ -216,6 +225,22 @@ class Backbone(nn.Module):
             x = x + attn.o_proj(o.transpose(1, 2).reshape(b, n, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         return m.norm(x)
+
+    @torch.no_grad()
+    def evict(self, cache: KVCache, start: int, stop: int) -> None:
+        """Drop cached tokens [start, stop) and move every later one back by ``stop - start`` positions, by
+        re-rotating its keys (RoPE: R(p - d) k = R(-d) R(p) k; values carry no position). Exact at the first
+        layer; deeper layers keep what the kept tokens took from the dropped ones when they were encoded."""
+        cache.remove(start, stop)
+        ref = cache.keys[0]
+        if ref is None or stop == start or ref.shape[2] == start:
+            return
+        shift = torch.full((1, 1), -(stop - start), device=ref.device)
+        cos, sin = self.model.rotary_emb(ref, shift)
+        cos, sin = cos.unsqueeze(1).to(ref.dtype), sin.unsqueeze(1).to(ref.dtype)
+        for i, k in enumerate(cache.keys):
+            assert k is not None
+            cache.keys[i] = torch.cat([k[:, :, :start], _rotate(k[:, :, start:], cos, sin)], dim=2)
 
     def _check(
         self, embeds: torch.Tensor, position_ids: torch.Tensor, mask: torch.Tensor, past: int

@@ -18,6 +18,10 @@ def add_eval_parser(sub: Any) -> None:
     report.add_argument("--out", help="report folder (report.md, report.json, PNG plots)")
     report.add_argument("--quick", action="store_true", help="3 languages, 6 s clips, one 10 s session")
     report.add_argument("--probe", default="models/probe", help="pixel probe folder (default: models/probe)")
+    report.add_argument(
+        "--sessions", default=None, help="free-running session lengths in s, e.g. 10,60,600 (default 10,60)"
+    )
+    report.add_argument("--roll", choices=("rotate", "reencode"), default="rotate", help="window roll")
     report.add_argument("--seed", type=int, default=0)
     evalcmd = report.add_subparsers(dest="eval_command", required=False)
     lips = evalcmd.add_parser("lipsync", help="generate held-out clips and score their lip-sync")
@@ -78,7 +82,13 @@ def _eval_report(args: argparse.Namespace) -> None:
     pipe = load_pipeline(args.model)
     probe = PixelProbe.from_pretrained(args.probe)
     config = ReportConfig.quick() if args.quick else ReportConfig()
-    config.seed = args.seed
+    config.seed, config.roll = args.seed, args.roll
+    if args.sessions is not None:
+        try:
+            config.drift_seconds = tuple(float(v) for v in args.sessions.split(",") if v)
+        except ValueError:
+            raise ValueError(f"--sessions takes seconds separated by commas, got {args.sessions!r}") from None
+    config.__post_init__()
     report = build_report(pipe, probe, config, model_name=Path(args.model).name)
     path = write_report(report, args.out)
     print(f"{'measure':<56}" + "".join(f"{h[:22]:>24}" for h in HEADERS))

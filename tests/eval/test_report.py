@@ -63,9 +63,15 @@ def test_report_files(report, tmp_path):
 def test_eval_command(folder, tmp_path, capsys, monkeypatch):
     assert main(["eval", "--model", str(folder)]) == 2
     assert "needs --model DIR and --out DIR" in capsys.readouterr().err
+    assert main(["eval", "--model", str(folder), "--out", str(tmp_path / "x"), "--sessions", "ten"]) == 2
+    assert "--sessions takes seconds" in capsys.readouterr().err
+    assert main(["eval", "--model", str(folder), "--out", str(tmp_path / "x"), "--sessions", "1"]) == 2
+    assert "at least 2 s" in capsys.readouterr().err and not (tmp_path / "x").exists()
     monkeypatch.setattr(ReportConfig, "quick", classmethod(lambda cls: ReportConfig(languages=("en",),
                         seconds=2.5, drift_seconds=())))  # fmt: skip
-    assert main(["eval", "--model", str(folder), "--out", str(tmp_path / "r"), "--quick"]) == 0
+    args = ["eval", "--model", str(folder), "--out", str(tmp_path / "r"), "--quick", "--roll", "reencode"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "lip-sync r with the true mouth" in out and (tmp_path / "r" / "report.md").exists()
     assert not (tmp_path / "r" / "drift.png").exists()  # no sessions asked for
+    assert "window roll: reencode" in (tmp_path / "r" / "report.md").read_text()

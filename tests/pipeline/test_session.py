@@ -35,7 +35,12 @@ def run(pipe, audio, chunks, config=None, identity_seed=7):
 
 
 @pytest.mark.parametrize(
-    "window", [SessionConfig(window_frames=64), SessionConfig(window_frames=6, evict_frames=2)]
+    "window",
+    [
+        SessionConfig(window_frames=64),
+        SessionConfig(window_frames=6, evict_frames=2, roll="reencode"),
+        SessionConfig(window_frames=6, evict_frames=2, roll="rotate"),
+    ],
 )
 def test_any_chunking_gives_identical_frames(pipe, audio, window):
     whole, session = run(pipe, audio, None, window)
@@ -61,7 +66,7 @@ def test_session_agrees_with_the_offline_run(pipe, audio):
 
 
 def test_rolling_window_bounds_memory_and_matches_the_training_layout(pipe, audio):
-    cfg = SessionConfig(window_frames=6, evict_frames=2)
+    cfg = SessionConfig(window_frames=6, evict_frames=2, roll="reencode")
     frames, session = run(pipe, audio, None, cfg)
     model, state = pipe.model, session._state
     per_frame = model.config.cond_tokens_per_frame + model.config.tokens_per_frame
@@ -83,6 +88,19 @@ def test_rolling_window_bounds_memory_and_matches_the_training_layout(pipe, audi
     rows = layout.latent_index[-1]
     torch.testing.assert_close(state.hidden, hidden[:, rows], atol=1e-4, rtol=1e-4)
     assert last.index == len(frames) - 1
+
+
+def test_a_rotated_roll_bounds_memory_without_a_pass_and_stays_close(pipe, audio):
+    reencoded, _ = run(pipe, audio, None, SessionConfig(window_frames=6, evict_frames=2, roll="reencode"))
+    rotated, session = run(pipe, audio, None, SessionConfig(window_frames=6, evict_frames=2, roll="rotate"))
+    per_frame = pipe.model.config.cond_tokens_per_frame + pipe.model.config.tokens_per_frame
+    assert session._state.cache.length <= 6 * per_frame
+    assert [t.index for t in session.timings] == list(range(1, len(rotated)))
+    np.testing.assert_array_equal(rotated[:8], reencoded[:8])  # identical until the first roll
+    diff = np.abs(rotated.astype(int) - reencoded.astype(int))
+    assert 0 < diff.mean() < 20  # afterwards close to, not equal to, the training layout
+    with pytest.raises(ValueError, match="roll"):
+        SessionConfig(roll="sideways")
 
 
 def test_other_sample_rates_stream_through_one_resampler(pipe, audio):

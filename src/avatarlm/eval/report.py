@@ -60,6 +60,7 @@ class ReportConfig:
     drift_seconds: tuple[float, ...] = (10.0, 60.0)
     max_lag: int = 3
     seed: int = 0
+    roll: str = "rotate"  # the sessions' window roll (SessionConfig.roll)
 
     @classmethod
     def quick(cls) -> ReportConfig:
@@ -164,7 +165,7 @@ def build_report(
     size = pipe.autoencoder.config.image_height
     if pipe.autoencoder.config.image_width != size:
         raise ValueError("the report renders square clips; this pipeline's frames are not square")
-    session = SessionConfig(seed=config.seed)
+    session = SessionConfig(seed=config.seed, roll=config.roll)
     n_clips = len(config.languages) * config.clips_per_language
     bar = tqdm(total=n_clips + len(config.drift_seconds), desc="eval report", disable=not progress)
     scores: list[ClipScores] = []

@@ -73,7 +73,8 @@ def markdown(report: Report, plots: dict[str, str]) -> str:
         f"{len(report.clips)} clips ({', '.join(cfg.languages)}; {cfg.clips_per_language} per language, "
         f"~{cfg.seconds:g} s each) of unseen test-split faces with held-out voices, rendered by the synthetic "
         "world; every figure read from pixels by the pixel probe. `generated`: the model's frames from a "
-        "streaming session started on the clip's first true frame and driven by its audio, pose and "
+        f"streaming session (window roll: {cfg.roll}) started on the clip's first true frame and driven by "
+        "its audio, pose and "
         "instructions. `ceiling`: the autoencoder's reconstruction of the true frames (the best a model in "
         "this latent space can do). `floor`: the first true frame held still.",
         "",
@@ -98,19 +99,20 @@ def markdown(report: Report, plots: dict[str, str]) -> str:
               "each standardised by the true frames' statistics. The degraded true frames show that blur and "
               "noise raise it.", "", "| frames | distance |", "|---|---|"]  # fmt: skip
     lines += [f"| {name} | {value:.2f} |" for name, value in report.frechet.items()]
-    lines += ["", "## Long sessions: drift and compute", "",
-              "Free-running sessions whose inputs loop the first clip's. Static-region distance: mean absolute "
-              "difference to the reference over pixels the true clip never changes (background, clothes).", "",
-              "| session | static distance, first / last second | lip-sync r, first / last fifth | "
-              "compute ms p50 / p95 / p99 |", "|---|---|---|---|"]  # fmt: skip
-    for d in report.drift:
-        p = np.percentile(d.compute_ms, [50, 95, 99])
-        lines.append(
-            f"| {d.seconds:g} s | {d.static_per_second[0]:.1f} / {d.static_per_second[-1]:.1f} | "
-            f"{d.mouth_first:+.2f} / {d.mouth_last:+.2f} | {p[0]:.1f} / {p[1]:.1f} / {p[2]:.1f} |"
-        )
     if report.drift:
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in report.drift[-1].stage_ms.items())
+        lines += ["", "## Long sessions: drift and compute", "",
+                  "Free-running sessions whose inputs loop the first clip's. Static-region distance: mean absolute "
+                  "difference to the reference over pixels the true clip never changes (background, clothes).", "",
+                  "| session | static distance, first / last second | lip-sync r, first / last fifth | "
+                  "compute ms p50 / p95 / p99 |", "|---|---|---|---|"]  # fmt: skip
+        for d in report.drift:
+            p = np.percentile(d.compute_ms, [50, 95, 99])
+            lines.append(
+                f"| {d.seconds:g} s | {d.static_per_second[0]:.1f} / {d.static_per_second[-1]:.1f} | "
+                f"{d.mouth_first:+.2f} / {d.mouth_last:+.2f} | {p[0]:.1f} / {p[1]:.1f} / {p[2]:.1f} |"
+            )
+        longest = max(report.drift, key=lambda d: d.seconds)
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in longest.stage_ms.items())
         lines += ["", f"Mean per stage (ms) in the longest session: {stages}. Unpaced (as fast as it goes); "
                   "`benchmarks/bench_streaming.py` measures audio-to-lip latency at wall-clock pace."]  # fmt: skip
     lines.append("")
@@ -159,10 +161,9 @@ def plot_strip(report: Report, path: Path) -> None:
 def plot_drift(report: Report, path: Path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 3), dpi=100)
-    for d in report.drift:
-        ax.plot(
-            np.arange(1, len(d.static_per_second) + 1), d.static_per_second, label=f"{d.seconds:g} s session"
-        )
+    for i, d in enumerate(sorted(report.drift, key=lambda d: -d.seconds)):  # shorter sessions drawn on top
+        x = np.arange(1, len(d.static_per_second) + 1)
+        ax.plot(x, d.static_per_second, ls=("-", "--", ":")[i % 3], label=f"{d.seconds:g} s session")
     ax.set_xlabel("seconds into the session")
     ax.set_ylabel("static-region distance")
     ax.legend(fontsize=8)

@@ -10,6 +10,11 @@ at 0, as the sequence a training window with a reference from elsewhere in the c
 so after a roll the model sees exactly what it was trained on. History frames keep the inference noise they
 had when first appended (it is keyed by (seed, frame index)). Re-encoding W frames costs one backbone pass
 per roll; evicting E frames at a time spreads it over E steps.
+
+The cheap alternative (:func:`evict_frames`, DESIGN.md's "re-rotate its cached keys") drops the oldest frames'
+entries from the cache and moves the rest back by re-rotating their keys: no backbone pass, but the kept
+frames' entries above the first layer still carry what they attended to in the dropped frames, and f_0 keeps
+cond(1) before it — close to the training layout, not equal to it (measured in the README).
 """
 
 from __future__ import annotations
@@ -64,3 +69,16 @@ def rebuild_state(
     state.frame, state.num_groups = last.index, 2 * len(latents)
     state.latent = last.latent[None].expand(rows, -1, -1)
     return state
+
+
+@torch.no_grad()
+def evict_frames(model: ARModel, state: GenerationState, count: int) -> None:
+    """Drop the ``count`` oldest generated frames from the cache of ``state`` (whose cache holds
+    [cond][f_0] and then one [cond][f] pair per frame) by re-rotating the keys of the later ones."""
+    cfg = model.config
+    pair = cfg.cond_tokens_per_frame + cfg.tokens_per_frame
+    frames = state.cache.length // pair - 1
+    if not 0 < count <= frames:
+        raise ValueError(f"can evict 1..{frames} frames from this cache, not {count}")
+    model.backbone.evict(state.cache, pair, pair * (count + 1))
+    state.num_groups -= 2 * count

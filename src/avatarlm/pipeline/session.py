@@ -23,7 +23,7 @@ from avatarlm.conditions.projector import ConditionBatch
 from avatarlm.conditions.resample import StreamResampler
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.offline import decode_frame, encode_reference
-from avatarlm.pipeline.rolling import KeptFrame, rebuild_state
+from avatarlm.pipeline.rolling import KeptFrame, evict_frames, rebuild_state
 
 SAMPLE_RATE = 16_000
 
@@ -32,7 +32,7 @@ SAMPLE_RATE = 16_000
 class SessionConfig:
     """``window_frames``: generated frames kept in the backbone's window besides f_0 (at most the training
     window, 31 for ``tiny``); ``evict_frames``: how many leave at once when it is full (one re-encode per
-    eviction); ``seed``: the noise of the whole session; ``lip_strength``: guidance on the audio condition
+    eviction); ``roll``: how the window drops them (see ``rolling.py``); ``seed``: the noise of the whole session; ``lip_strength``: guidance on the audio condition
     (1 = none; otherwise every step runs the backbone twice, with and without the audio)."""
 
     window_frames: int = 30
@@ -40,6 +40,9 @@ class SessionConfig:
     seed: int = 0
     lip_strength: float = 1.0  # classifier-free guidance on the audio: > 1 follows the sound harder
     grace_seconds: float = 0.2  # live sessions: audio this late is taken as silence (see advance())
+    roll: str = (
+        "reencode"  # "reencode": the training layout exactly; "rotate": drop + re-rotate keys, no pass
+    )
 
     def __post_init__(self) -> None:
         if self.window_frames < 2:
@@ -52,6 +55,8 @@ class SessionConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.grace_seconds < 0:
             raise ValueError(f"grace_seconds must be >= 0, got {self.grace_seconds}")
+        if self.roll not in ("reencode", "rotate"):
+            raise ValueError(f"roll must be 'reencode' or 'rotate', got {self.roll!r}")
         if not 0.0 <= self.lip_strength <= 10.0:
             raise ValueError(f"lip_strength must be in [0, 10], got {self.lip_strength}")
 
@@ -231,7 +236,10 @@ class StreamingSession:
         t2 = time.perf_counter()
         if len(self._kept) > cfg.window_frames:
             self._kept = self._kept[cfg.evict_frames :]
-            self._state = rebuild_state(model, self.reference, self._kept, cfg.seed)
+            if cfg.roll == "rotate":
+                evict_frames(model, self._state, cfg.evict_frames)
+            else:
+                self._state = rebuild_state(model, self.reference, self._kept, cfg.seed)
         t3 = time.perf_counter()
         frame = self._decode(latent)
         done = time.perf_counter()
