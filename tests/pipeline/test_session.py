@@ -195,7 +195,7 @@ def test_bad_input_is_refused(pipe):
         StreamingSession(pipe)
     session = StreamingSession(pipe, reference=np.zeros((64, 64, 3), np.uint8))
     session.push_audio(np.zeros(441, np.float32), sample_rate=44100)
-    with pytest.raises(ValueError, match="this session's audio is 44100 Hz"):
+    with pytest.raises(ValueError, match="this session's self audio is 44100 Hz"):
         session.push_audio(np.zeros(100, np.float32))
     with pytest.raises(ValueError, match="1-D"):
         session.push_audio(np.zeros((2, 100), np.float32))
@@ -211,6 +211,8 @@ def test_bad_input_is_refused(pipe):
         SessionConfig(window_frames=4, evict_frames=4)
     with pytest.raises(ValueError, match="reference image must be uint8"):
         StreamingSession(pipe, reference=np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="partner audio needs a duplex model"):
+        session.push_partner_audio(np.zeros(100, np.float32))
     session = StreamingSession(pipe, reference=np.zeros((64, 64, 3), np.uint8))
     session.push_audio((np.ones(1280) * 1000).astype(np.int16))  # int16 PCM is fine
     assert len(list(session.frames())) == 1  # only the reference: the look-ahead is still missing

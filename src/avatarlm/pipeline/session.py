@@ -1,8 +1,10 @@
-"""The streaming session: audio (and instructions) go in, in any chunking; frames come out on the video clock.
+"""The streaming session: audio (and pose and instructions) go in, in any chunking; frames come out on the
+video clock.
 
-A session owns the audio encoder's streaming state, the backbone's KV cache (a rolling window, see
+A session owns the audio input (``audio_input.py``: the avatar's own voice and, for duplex models, the
+partner's, aligned for the streaming encoder), the backbone's KV cache (a rolling window, see
 ``rolling.py``) and the autoencoder's decode cache. Frame j (shown at ``j / fps`` s) is generated as soon
-as cond(j) is complete, i.e. once the audio up to ``(j + L) * 40 ms`` has arrived (L = the model's look-ahead
+as cond(j) is complete, i.e. once the audio (every stream) up to ``(j + L) * 40 ms`` has arrived (L = the model's look-ahead
 in frames); :meth:`flush` ends the input and pads the look-ahead with silence. Frame 0 is the decoded
 reference. Audio at 16 kHz pushed in any chunking gives bit-identical frames (every step runs on tensors of
 the same shapes); the offline :func:`~avatarlm.pipeline.offline.generate_clip` agrees within float rounding.
@@ -20,12 +22,10 @@ import torch
 
 from avatarlm.conditions.pose import NUM_KEYPOINTS
 from avatarlm.conditions.projector import ConditionBatch
-from avatarlm.conditions.resample import StreamResampler
+from avatarlm.pipeline.audio_input import SAMPLE_RATE, AudioInput
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.offline import decode_frame, encode_reference
 from avatarlm.pipeline.rolling import KeptFrame, evict_frames, rebuild_state
-
-SAMPLE_RATE = 16_000
 
 
 @dataclass
@@ -85,20 +85,6 @@ def reference_image(pipe: Pipeline, identity_seed: int) -> np.ndarray:
     return Renderer(Identity.from_seed(identity_seed), c.image_height, c.image_width).render(FaceState())
 
 
-def as_float_audio(pcm: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """int16 or float PCM (n,) -> float32 in [-1, 1]."""
-    x = pcm.detach().cpu().numpy() if isinstance(pcm, torch.Tensor) else np.asarray(pcm)
-    if x.ndim != 1:
-        raise ValueError(f"audio chunks must be 1-D (mono samples), got shape {x.shape}")
-    if x.dtype == np.int16:
-        return torch.from_numpy(x.astype(np.float32) / 32768.0)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"audio samples must be int16 or float, got {x.dtype}")
-    if x.size and not np.isfinite(x).all():
-        raise ValueError("audio samples must be finite")
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-
-
 class StreamingSession:
     """``push_audio`` / ``push_text`` / ``push_pose`` in any order and chunking; ``frames()`` yields ``(seconds, frame)``."""
 
@@ -115,14 +101,12 @@ class StreamingSession:
         model, cond = pipe.model.eval(), pipe.model.config.conditions
         if model.config.chunk_size != 1:
             raise NotImplementedError("streaming sessions support chunk_size 1 models only so far")
-        if "audio" not in cond.modalities or cond.audio_streams != 1:
-            raise ValueError("a session needs a model with one audio stream (duplex models come later)")
+        if "audio" not in cond.modalities:
+            raise ValueError("a session needs a model with an audio condition")
         self.fps = cond.fps
         image = reference if reference is not None else reference_image(pipe, int(identity_seed or 0))
         self.reference = encode_reference(pipe.autoencoder, image)
-        self._audio = model.conditions.audio_stream(1)
-        self._rate: int | None = None
-        self._resampler: StreamResampler | None = None
+        self._audio = AudioInput(model.conditions.audio_stream(1))
         self._text: str | None = None
         self._pose: tuple[torch.Tensor, torch.Tensor] | None = None  # (1, 1, 3), (1, 1, K, 2)
         self._tokens: deque[torch.Tensor] = deque()  # audio tokens (S*T, d) of frames not generated yet
@@ -134,22 +118,18 @@ class StreamingSession:
         self._pending_reference = True
         self.frames_out = 0
         self.timings: list[FrameTiming] = []
-        self.silence_filled = 0  # samples of silence advance() pushed for late audio
         self._start = time.perf_counter()
 
     # -- input ---------------------------------------------------------------------------------------
     def push_audio(self, pcm: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> None:
-        """Append mono PCM (int16, or float in [-1, 1]) at ``sample_rate``; other rates than 16 kHz go
-        through one stateful resampler (the first rate pushed is the session's)."""
-        audio = as_float_audio(pcm)
-        if self._rate is None:
-            self._rate = sample_rate
-            self._resampler = None if sample_rate == SAMPLE_RATE else StreamResampler(sample_rate)
-        elif sample_rate != self._rate:
-            raise ValueError(f"this session's audio is {self._rate} Hz; got a chunk at {sample_rate} Hz")
-        if self._resampler is not None:
-            audio = torch.from_numpy(self._resampler.process(audio.numpy()))
-        self._take(self._audio.push(audio))
+        """Append the avatar's own voice: mono PCM (int16, or float in [-1, 1]) at ``sample_rate``; other
+        rates than 16 kHz go through one stateful resampler (the first rate pushed is the stream's)."""
+        self._take(self._audio.push(0, pcm, sample_rate))
+
+    def push_partner_audio(self, pcm: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> None:
+        """Append the other party's voice (duplex models): the avatar listens while it plays. Frame j waits
+        for both streams up to its look-ahead; ``advance`` fills a silent partner on the clock."""
+        self._take(self._audio.push(1, pcm, sample_rate))
 
     def _take(self, tokens: torch.Tensor) -> None:
         now = time.perf_counter()
@@ -157,17 +137,20 @@ class StreamingSession:
             self._tokens.append(tokens[0, i])
             self._arrival.append(now)
 
+    @property
+    def silence_filled(self) -> int:
+        """Samples of silence ``advance`` filled in for late audio, over all streams."""
+        return sum(self._audio.silence_filled)
+
     def advance(self, now: float | None = None) -> None:
-        """Keep a live session on the clock: if the audio is more than ``grace_seconds`` behind ``now``
-        (seconds since the session started; default: the wall clock), the missing part is taken as silence,
-        so the avatar goes on (and goes quiet) when the speaker stops or the connection stalls. Audio that
-        arrives later follows the silence (a server delays the sound track by the session's latency)."""
+        """Keep a live session on the clock: where an audio stream is more than ``grace_seconds`` behind
+        ``now`` (seconds since the session started; default: the wall clock), the missing part is taken as
+        silence, so the avatar goes on (and goes quiet) when the speaker stops or the connection stalls.
+        Audio that arrives later follows the silence (a server delays the sound track by the session's
+        latency)."""
         if now is None:
             now = time.perf_counter() - self._start
-        behind = int((now - self.config.grace_seconds) * SAMPLE_RATE) - self._audio.samples_pushed
-        if behind > 0:
-            self.silence_filled += behind
-            self._take(self._audio.push(torch.zeros(behind)))
+        self._take(self._audio.advance(now - self.config.grace_seconds))
 
     def push_text(self, instruction: str | None) -> None:
         """The instruction (or caption) for the frames generated from now on; None or "" clears it."""
@@ -196,9 +179,8 @@ class StreamingSession:
         self._pose = (torch.from_numpy(rot)[None, None], torch.from_numpy(kp)[None, None])
 
     def flush(self) -> None:
-        """End of the audio: its look-ahead is padded with silence, so every pushed 40 ms gets a frame."""
-        if self._resampler is not None:
-            self._take(self._audio.push(torch.from_numpy(self._resampler.flush())))
+        """End of the audio: the streams are padded with silence to the longest and then past its
+        look-ahead, so every pushed 40 ms gets a frame."""
         self._take(self._audio.flush())
 
     # -- output --------------------------------------------------------------------------------------
