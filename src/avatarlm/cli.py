@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     speech.add_argument("--audio", help="speech file (wav, flac, ogg; any sample rate)")
     speech.add_argument("--text", help="text to speak with the espeak-ng voice of --lang")
     gen.add_argument("--lang", default="en", help="language of --text (default: en)")
+    gen.add_argument(
+        "--partner-audio", help="the other party's speech (duplex models): the avatar listens while it plays"
+    )
     face = gen.add_mutually_exclusive_group()
     face.add_argument("--identity", type=int, default=None, help="synthetic identity seed (default: 0)")
     face.add_argument("--image", help="reference image of the face")
@@ -221,15 +224,17 @@ def _generate(args: argparse.Namespace) -> None:
         raise ValueError(f"--out must name an .mp4 file, got {args.out}")
     pipe = load_pipeline(args.model)
     audio = load_audio(args.audio) if args.audio else speak_text(args.text, args.lang)
+    partner = load_audio(args.partner_audio) if args.partner_audio else None
+    if partner is not None and pipe.model.config.conditions.audio_streams != 2:
+        raise ValueError("--partner-audio needs a duplex model (two audio streams); this one hears one")
     c = pipe.autoencoder.config
     image = load_image(args.image, c.image_height, c.image_width) if args.image else None
     warning = domain_warning(pipe.autoencoder, image) if image is not None else None
     if warning:
         print(warning, file=sys.stderr)
     identity = None if image is not None else (args.identity or 0)
-    report = generate_video(
-        pipe, audio, args.out, image, identity, SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
-    )
+    config = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
+    report = generate_video(pipe, audio, args.out, image, identity, config, partner=partner)
     print(report.summary())
     print(f"wrote {args.out}")
 

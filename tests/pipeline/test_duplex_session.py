@@ -13,6 +13,7 @@ from avatarlm.conditions.projector import ConditionBatch
 from avatarlm.model import ARModel
 from avatarlm.pipeline.audio_input import AudioInput
 from avatarlm.pipeline.folder import load_pipeline, save_pipeline
+from avatarlm.pipeline.generate import generate_video
 from avatarlm.pipeline.offline import generate_clip
 from avatarlm.pipeline.session import SessionConfig, StreamingSession
 
@@ -99,3 +100,14 @@ def test_a_frame_waits_for_both_streams_and_a_silent_partner_is_filled_on_the_cl
     assert len(list(session.frames())) == 15 - 3 - 2  # 0.6 s = 15 frames, less the look-ahead of 2
     with pytest.raises(ValueError, match="partner audio is 16000 Hz"):
         session.push_partner_audio(partner[:441], sample_rate=44100)
+
+
+def test_generate_a_duplex_clip_with_both_voices_in_stereo(duplex, voices, tmp_path):
+    import av
+
+    own, partner = voices
+    report = generate_video(duplex, own[:12000], tmp_path / "talk.mp4", identity_seed=3, partner=partner)
+    assert report.frames == 26  # the longer stream (1 s) sets the length
+    with av.open(str(tmp_path / "talk.mp4")) as box:
+        (sound,) = box.streams.audio
+        assert sound.channels == 2 and box.streams.video[0].frames == 26

@@ -65,11 +65,16 @@ def test_generate_rejects_bad_input(random_pipeline, tmp_path, capsys):
         (["--text", "  "], "--text is empty"),
         (["--text", "hi", "--lang", "xx"], "unknown language 'xx'"),
         (["--text", "hi", "--image", str(bad_image)], "cannot read image"),
+        (["--text", "hi", "--partner-audio", str(corrupt)], "cannot read audio"),
     ]
     for extra, message in cases:
         assert main([*base, *extra, "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
         assert not out.exists() and not list(tmp_path.glob(".*.mp4"))
+    wav = tmp_path / "partner.wav"
+    sf.write(wav, np.zeros(8000, np.float32), 16000)
+    assert main([*base, "--text", "hi", "--partner-audio", str(wav), "--out", str(out)]) == 2
+    assert "needs a duplex model" in capsys.readouterr().err and not out.exists()
     assert main([*base, "--text", "hi", "--out", str(tmp_path / "x.avi")]) == 2
     assert "must name an .mp4" in capsys.readouterr().err

@@ -127,25 +127,36 @@ def generate_video(
     reference: np.ndarray | None = None,
     identity_seed: int | None = None,
     config: SessionConfig | None = None,
+    partner: np.ndarray | None = None,
 ) -> GenerationReport:
     """Stream ``audio`` (16 kHz mono float) through a session and write the frames with the sound to ``out``
-    (written under a temporary name and moved into place only when complete)."""
+    (written under a temporary name and moved into place only when complete). With ``partner`` (a duplex
+    model's other voice, 16 kHz) both streams go in side by side and the mp4 is stereo: avatar left, partner
+    right."""
     from avatarlm.media import write_mp4
 
     session = StreamingSession(pipe, reference=reference, identity_seed=identity_seed, config=config)
     start = time.perf_counter()
 
+    length = max(len(audio), 0 if partner is None else len(partner))
+
     def frames():
-        for i in range(0, len(audio), CHUNK):
+        for i in range(0, length, CHUNK):
             session.push_audio(audio[i : i + CHUNK])
+            if partner is not None:
+                session.push_partner_audio(partner[i : i + CHUNK])
             for _, frame in session.frames():
                 yield frame
         session.flush()
         for _, frame in session.frames():
             yield frame
 
-    n_frames = len(audio) // (SAMPLE_RATE // session.fps) + 1
-    write_mp4(Path(out), frames(), session.fps, audio[: (n_frames - 1) * (SAMPLE_RATE // session.fps)])
+    spf = SAMPLE_RATE // session.fps
+    n_frames = length // spf + 1
+    sound = (
+        audio if partner is None else np.stack([np.pad(a, (0, length - len(a))) for a in (audio, partner)])
+    )
+    write_mp4(Path(out), frames(), session.fps, sound[..., : (n_frames - 1) * spf])
     seconds = time.perf_counter() - start
     compute = np.asarray([sum(t.seconds.values()) for t in session.timings]) * 1000
     p = np.percentile(compute, [50, 95, 99]) if len(compute) else np.zeros(3)
