@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     speech.add_argument("--text", help="text to speak with the espeak-ng voice of --lang")
     gen.add_argument("--lang", default="en", help="language of --text (default: en)")
     gen.add_argument(
+        "--instructions", help='timed instructions, e.g. "2.0-3.5:smile,5-6:look left" (seconds)'
+    )
+    gen.add_argument(
         "--partner-audio", help="the other party's speech (duplex models): the avatar listens while it plays"
     )
     face = gen.add_mutually_exclusive_group()
@@ -216,6 +219,7 @@ def _generate(args: argparse.Namespace) -> None:
         generate_video,
         load_audio,
         load_image,
+        parse_instructions,
         speak_text,
     )
     from avatarlm.pipeline.session import SessionConfig
@@ -225,6 +229,7 @@ def _generate(args: argparse.Namespace) -> None:
     pipe = load_pipeline(args.model)
     audio = load_audio(args.audio) if args.audio else speak_text(args.text, args.lang)
     partner = load_audio(args.partner_audio) if args.partner_audio else None
+    instructions = parse_instructions(args.instructions) if args.instructions else None
     if partner is not None and pipe.model.config.conditions.audio_streams != 2:
         raise ValueError("--partner-audio needs a duplex model (two audio streams); this one hears one")
     c = pipe.autoencoder.config
@@ -234,7 +239,7 @@ def _generate(args: argparse.Namespace) -> None:
         print(warning, file=sys.stderr)
     identity = None if image is not None else (args.identity or 0)
     config = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
-    report = generate_video(pipe, audio, args.out, image, identity, config, partner=partner)
+    report = generate_video(pipe, audio, args.out, image, identity, config, partner, instructions)
     print(report.summary())
     print(f"wrote {args.out}")
 

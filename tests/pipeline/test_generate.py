@@ -6,6 +6,7 @@ import soundfile as sf
 
 from avatarlm.cli import main
 from avatarlm.media import read_mp4, write_png
+from avatarlm.pipeline.session import StreamingSession
 
 
 def test_generate_from_a_file_at_another_rate(random_pipeline, tmp_path, capsys):
@@ -20,7 +21,7 @@ def test_generate_from_a_file_at_another_rate(random_pipeline, tmp_path, capsys)
     assert "real-time factor" in capsys.readouterr().out
 
 
-def test_generate_from_text_and_an_image(random_pipeline, tmp_path, capsys):
+def test_generate_from_text_and_an_image(random_pipeline, tmp_path, capsys, monkeypatch):
     noise = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
     image = write_png(tmp_path / "face.png", noise)
     out = tmp_path / "said.mp4"
@@ -29,6 +30,17 @@ def test_generate_from_text_and_an_image(random_pipeline, tmp_path, capsys):
     frames, _ = read_mp4(out)
     assert frames.shape[0] > 5 and frames.shape[1:] == (64, 64, 3)
     assert "far from what the model was trained on" in capsys.readouterr().err  # a warning, not an error
+
+    pushed = []  # the spans reach the session (what a span does there: test_session.py)
+    original = StreamingSession.push_text
+    monkeypatch.setattr(
+        StreamingSession,
+        "push_text",
+        lambda self, text, span=None: pushed.append((text, span)) or original(self, text, span),
+    )
+    spans = "0.1-0.3:smile, 0.2-0.5:look left"
+    assert main([*args, "--instructions", spans, "--out", str(tmp_path / "smile.mp4")]) == 0
+    assert pushed == [("smile", (0.1, 0.3)), ("look left", (0.2, 0.5))]
 
 
 def test_the_domain_warning_tells_renders_from_foreign_images():
@@ -66,6 +78,8 @@ def test_generate_rejects_bad_input(random_pipeline, tmp_path, capsys):
         (["--text", "hi", "--lang", "xx"], "unknown language 'xx'"),
         (["--text", "hi", "--image", str(bad_image)], "cannot read image"),
         (["--text", "hi", "--partner-audio", str(corrupt)], "cannot read audio"),
+        (["--text", "hi", "--instructions", "3-2:smile"], "START-END:TEXT"),
+        (["--text", "hi", "--instructions", "1-2"], "START-END:TEXT"),
     ]
     for extra, message in cases:
         assert main([*base, *extra, "--out", str(out)]) == 2

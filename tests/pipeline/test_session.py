@@ -190,6 +190,31 @@ def test_pushed_pose_reaches_the_model_like_the_offline_conditions(pipe, audio):
     session.push_pose(None)  # cleared: null pose tokens again
 
 
+def test_timed_instructions_reach_the_frames_they_span(pipe, audio):
+    session = StreamingSession(pipe, identity_seed=7, config=SessionConfig(window_frames=64))
+    session.push_text("smile", span=(0.2, 0.6))  # frames 5..14
+    session.push_text("look left", span=(0.5, 0.7))  # frames 12..17: the later push wins where they overlap
+    frames = [f for _, f in session.frames()]
+    for chunk in np.split(audio, 8):
+        session.push_audio(chunk)
+        frames += [f for _, f in session.frames()]
+    session.flush()
+    frames += [f for _, f in session.frames()]
+    n = len(frames) - 1
+    texts = [None] * n
+    for j in range(1, n + 1):
+        texts[j - 1] = "look left" if 12 <= j < 18 else "smile" if 5 <= j < 15 else None
+    cond = ConditionBatch(audio=audio, num_frames=n, text=[texts])
+    offline = generate_clip(pipe.autoencoder, pipe.model, session.reference, cond)
+    to_offline = np.abs(offline.astype(int) - np.stack(frames).astype(int))
+    assert to_offline.max() <= 2
+    plain, _ = run(pipe, audio, None, SessionConfig(window_frames=64))
+    assert np.abs(plain.astype(int) - np.stack(frames).astype(int)).mean() > 10 * to_offline.mean()
+    np.testing.assert_array_equal(plain[:5], np.stack(frames)[:5])  # before the first span: no instruction
+    with pytest.raises(ValueError, match="span"):
+        session.push_text("smile", span=(2.0, 1.0))
+
+
 def test_bad_input_is_refused(pipe):
     with pytest.raises(ValueError, match="exactly one of"):
         StreamingSession(pipe)

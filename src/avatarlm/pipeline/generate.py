@@ -101,6 +101,22 @@ def domain_warning(ae: DCAutoencoder, image: np.ndarray) -> str | None:
     )
 
 
+def parse_instructions(spec: str) -> list[tuple[float, float, str]]:
+    """``"2.0-3.5:smile,5-6:look left"`` -> [(2.0, 3.5, "smile"), (5.0, 6.0, "look left")]."""
+    out = []
+    for item in (part.strip() for part in spec.split(",")):
+        times, _, text = item.partition(":")
+        start, _, end = times.partition("-")
+        try:
+            span = (float(start), float(end))
+        except ValueError:
+            span = (-1.0, -1.0)
+        if not text.strip() or not 0 <= span[0] < span[1] or not np.isfinite(span[1]):
+            raise ValueError(f"--instructions takes START-END:TEXT items separated by commas, got {item!r}")
+        out.append((span[0], span[1], text.strip()))
+    return out
+
+
 @dataclass
 class GenerationReport:
     frames: int
@@ -128,14 +144,17 @@ def generate_video(
     identity_seed: int | None = None,
     config: SessionConfig | None = None,
     partner: np.ndarray | None = None,
+    instructions: list[tuple[float, float, str]] | None = None,
 ) -> GenerationReport:
     """Stream ``audio`` (16 kHz mono float) through a session and write the frames with the sound to ``out``
     (written under a temporary name and moved into place only when complete). With ``partner`` (a duplex
     model's other voice, 16 kHz) both streams go in side by side and the mp4 is stereo: avatar left, partner
-    right."""
+    right. ``instructions`` are timed (start s, end s, text) spans."""
     from avatarlm.media import write_mp4
 
     session = StreamingSession(pipe, reference=reference, identity_seed=identity_seed, config=config)
+    for begin, end, text in instructions or []:
+        session.push_text(text, span=(begin, end))
     start = time.perf_counter()
 
     length = max(len(audio), 0 if partner is None else len(partner))

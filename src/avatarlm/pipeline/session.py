@@ -108,6 +108,7 @@ class StreamingSession:
         self.reference = encode_reference(pipe.autoencoder, image)
         self._audio = AudioInput(model.conditions.audio_stream(1))
         self._text: str | None = None
+        self._spans: list[tuple[float, float, str]] = []  # (start s, end s, instruction) pushed with a span
         self._pose: tuple[torch.Tensor, torch.Tensor] | None = None  # (1, 1, 3), (1, 1, K, 2)
         self._tokens: deque[torch.Tensor] = deque()  # audio tokens (S*T, d) of frames not generated yet
         self._arrival: deque[float] = deque()  # when each of those became available
@@ -152,11 +153,27 @@ class StreamingSession:
             now = time.perf_counter() - self._start
         self._take(self._audio.advance(now - self.config.grace_seconds))
 
-    def push_text(self, instruction: str | None) -> None:
-        """The instruction (or caption) for the frames generated from now on; None or "" clears it."""
+    def push_text(self, instruction: str | None, span: tuple[float, float] | None = None) -> None:
+        """The instruction (or caption) for the frames generated from now on; None or "" clears it. With
+        ``span`` = (start, end) in seconds of video time it applies to the frames shown in [start, end)
+        instead, on top of (and ahead of) the running one; spans may be pushed ahead of time."""
         if instruction is not None and not isinstance(instruction, str):
             raise ValueError(f"an instruction must be a string or None, got {type(instruction).__name__}")
-        self._text = instruction or None
+        if span is None:
+            self._text = instruction or None
+            return
+        start, end = (float(v) for v in span)
+        if not (np.isfinite(start) and np.isfinite(end) and 0 <= start < end):
+            raise ValueError(f"an instruction span must be 0 <= start < end seconds, got {span}")
+        if instruction:
+            self._spans.append((start, end, instruction))
+
+    def _text_at(self, seconds: float) -> str | None:
+        """The instruction of the frame shown at ``seconds``: the latest span covering it, else the running one."""
+        for start, end, text in reversed(self._spans):
+            if start <= seconds < end:
+                return text
+        return self._text
 
     def push_pose(self, rotation: np.ndarray | None, keypoints: np.ndarray | None = None) -> None:
         """The head pose for the frames generated from now on: ``rotation`` (3,) yaw/pitch/roll in degrees
@@ -199,16 +216,16 @@ class StreamingSession:
         ready = self._arrival.popleft()
         t0 = time.perf_counter()
         pose, keypoints = self._pose if self._pose is not None else (None, None)
+        text = self._text_at((self._state.frame + 1) / self.fps)
+        self._spans = [sp for sp in self._spans if sp[1] > self._state.frame / self.fps]  # bounded
         batch = ConditionBatch(
-            audio_tokens=self._tokens.popleft()[None, None], text=[[self._text]], pose=pose,
+            audio_tokens=self._tokens.popleft()[None, None], text=[[text]], pose=pose,
             keypoints=keypoints, batch_size=1, num_frames=1,
         )  # fmt: skip
         cond = model.encode_conditions(batch)[:, 0]  # cond(j) (1, k, D)
         guidance = None
         if cfg.guided:  # row 1: the same frame with null audio
-            silent = ConditionBatch(
-                text=[[self._text]], pose=pose, keypoints=keypoints, batch_size=1, num_frames=1
-            )
+            silent = ConditionBatch(text=[[text]], pose=pose, keypoints=keypoints, batch_size=1, num_frames=1)
             cond = torch.cat([cond, model.encode_conditions(silent)[:, 0]])
             guidance = cfg.lip_strength
         t1 = time.perf_counter()
