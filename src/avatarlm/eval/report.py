@@ -92,7 +92,10 @@ class ClipScores:
 class DriftRun:
     seconds: float
     static_per_second: list[float]  # generated frames' static-region distance to the reference, per second
-    mouth_first: float  # lip-sync (offset 0) over the first and the last fifth of the session
+    segment_seconds: float  # the first and last stretches compared: a fifth of the session, at most a minute
+    static_first: float  # static-region distance over the first and the last segment
+    static_last: float
+    mouth_first: float  # lip-sync (offset 0) over the first and the last segment
     mouth_last: float
     compute_ms: list[float]  # per frame: conditions + backbone + head + roll + decode
     stage_ms: dict[str, float]  # mean per stage
@@ -240,11 +243,15 @@ def drift_run(
     per_second = [float(static[i : i + fps].mean()) for i in range(0, n - fps + 1, fps)]
     mouth = probe.read(frames)[0][:, 0].astype(np.float64)
     truth = looped(clip.clip.truth["face"][:, FACE_STATE_FIELDS.index("mouth_open")].astype(np.float64), n)
-    part = max(n // 5, 2 * fps)
+    part = min(max(n // 5, 2 * fps), 60 * fps)
+    first, last = slice(1, part), slice(n - part, n)
 
     def sync(sl: slice) -> float:
         return lagged_correlations(mouth[sl], truth[sl], 0)[0]
 
     compute = [1000 * sum(t.seconds.values()) for t in timings]
     stages = {k: 1000 * float(np.mean([t.seconds[k] for t in timings])) for k in timings[0].seconds}
-    return DriftRun(seconds, per_second, sync(slice(1, part)), sync(slice(n - part, n)), compute, stages)
+    return DriftRun(
+        seconds, per_second, part / fps, float(static[first].mean()), float(static[last].mean()),
+        sync(first), sync(last), compute, stages,
+    )  # fmt: skip
