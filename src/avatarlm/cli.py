@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from avatarlm.cli_chat import add_chat_parser, run_chat
 from avatarlm.cli_eval import add_eval_parser, run_eval
 
 
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="mp4 to write (with sound)")
 
     add_eval_parser(sub)
+    add_chat_parser(sub)
 
     aecmd = sub.add_parser("ae", help="use a trained autoencoder").add_subparsers(
         dest="ae_command", required=True
@@ -282,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _generate(args)
         elif args.command == "eval":
             run_eval(args)
+        elif args.command == "chat":
+            run_chat(args)
         elif args.command == "ae":
             _ae_command(args)
     except (ValueError, FileNotFoundError) as e:

@@ -1,0 +1,58 @@
+"""`avatarlm chat`: a whole conversation with the avatar from a recording of the user."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_chat_parser(sub: Any) -> None:
+    chat = sub.add_parser(
+        "chat",
+        help="talk to the avatar from a recording: it listens, answers when your turn ends, writes an mp4",
+        description="The recording is the microphone; turns end after --end-of-turn s of silence, the reply "
+        "comes from AVATARLM_CHAT_URL (an OpenAI-compatible endpoint; key in AVATARLM_CHAT_KEY, model in "
+        "AVATARLM_CHAT_MODEL) or, without one or when it fails, from the offline echo responder.",
+    )
+    chat.add_argument("--model", required=True, help="pipeline folder")
+    chat.add_argument("--in", dest="input", required=True, help="the user's speech (wav, flac, ogg)")
+    chat.add_argument("--out", required=True, help="mp4 to write: the avatar, its voice left, the user right")
+    chat.add_argument("--lang", default="en", help="language the avatar speaks (default: en)")
+    face = chat.add_mutually_exclusive_group()
+    face.add_argument("--identity", type=int, default=None, help="synthetic identity seed (default: 0)")
+    face.add_argument("--image", help="reference image of the face")
+    chat.add_argument("--end-of-turn", type=float, default=0.6, help="silence that ends a turn, s")
+    chat.add_argument("--script", default=None, help="offline replies in order, separated by '|'")
+    chat.add_argument("--seed", type=int, default=0)
+
+
+def run_chat(args: argparse.Namespace) -> None:
+    from avatarlm.apps.asr import transcriber_for
+    from avatarlm.apps.chat import converse
+    from avatarlm.apps.duplex import DuplexConfig
+    from avatarlm.apps.responder import FallbackResponder, ScriptedResponder
+    from avatarlm.apps.tts import TTSConfig
+    from avatarlm.apps.turns import TurnConfig
+    from avatarlm.pipeline.folder import load_pipeline
+    from avatarlm.pipeline.generate import load_audio, load_image
+    from avatarlm.pipeline.session import SessionConfig
+
+    if not args.out.endswith(".mp4"):
+        raise ValueError(f"--out must name an .mp4 file, got {args.out}")
+    config = DuplexConfig(TurnConfig(end_of_turn_silence=args.end_of_turn), TTSConfig(language=args.lang))
+    user = load_audio(args.input)
+    pipe = load_pipeline(args.model)
+    c = pipe.autoencoder.config
+    image = load_image(args.image, c.image_height, c.image_width) if args.image else None
+    offline = ScriptedResponder([s.strip() for s in args.script.split("|")] if args.script else ())
+    responder = FallbackResponder.from_env(fallback=offline)
+    if responder.primary is None:
+        print("no AVATARLM_CHAT_URL: replies come from the offline echo responder")
+    talk = converse(
+        pipe, user, args.out, responder, transcriber_for(args.lang), image,
+        None if image is not None else (args.identity or 0), config, SessionConfig(seed=args.seed),
+    )  # fmt: skip
+    if responder.notice:
+        print(responder.notice)
+    print(talk.summary(args.end_of_turn))
+    print(f"wrote {args.out}")
