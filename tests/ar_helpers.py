@@ -85,3 +85,20 @@ def open_head(model, std: float = 0.5):
             if not p.any():
                 p.normal_(0.0, std)
     return model
+
+
+def random_pipeline_folder(root: Path, audio_streams: int = 1) -> Path:
+    """A 64x64 pipeline with random weights (delta target, head opened) saved under ``root``; two audio
+    streams make it a duplex model."""
+    from dataclasses import replace
+
+    import torch
+
+    from avatarlm.model import ARModel
+    from avatarlm.pipeline.folder import save_pipeline
+
+    torch.manual_seed(0)
+    ae = DCAutoencoder(ae_config()).save_pretrained(root / "ae")
+    config = ar_config(target="delta")
+    config = replace(config, conditions=replace(config.conditions, audio_streams=audio_streams))
+    return save_pipeline(root / f"pipeline-{audio_streams}", ae, open_head(ARModel(config), 0.05), "test")

@@ -1,23 +1,18 @@
 """`avatarlm chat`: a file-mode conversation — the avatar listens while the user talks, answers each turn
 after the end-of-turn silence, and the mp4 carries both voices."""
 
-from dataclasses import replace
-
 import av
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from ar_helpers import ae_config, ar_config, open_head
+from ar_helpers import random_pipeline_folder
 from avatarlm.apps.asr import PocketSphinxTranscriber
 from avatarlm.apps.chat import converse
 from avatarlm.apps.responder import ScriptedResponder
-from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.cli import main
 from avatarlm.data.speech.voices import Voice, speak
-from avatarlm.model import ARModel
-from avatarlm.pipeline.folder import load_pipeline, save_pipeline
+from avatarlm.pipeline.folder import load_pipeline
 
 SR = 16000
 
@@ -25,13 +20,7 @@ SR = 16000
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("chat")
-    torch.manual_seed(0)
-    ae = DCAutoencoder(ae_config()).save_pretrained(root / "ae")
-    base = ar_config(target="delta")
-    mono = save_pipeline(root / "mono", ae, open_head(ARModel(base), 0.05), "test")
-    two = replace(base, conditions=replace(base.conditions, audio_streams=2))
-    duplex = save_pipeline(root / "duplex", ae, open_head(ARModel(two), 0.05), "test")
-    return mono, duplex
+    return random_pipeline_folder(root), random_pipeline_folder(root, audio_streams=2)
 
 
 @pytest.fixture(scope="module")

@@ -3,26 +3,20 @@
 import json
 
 import pytest
-import torch
 
-from ar_helpers import ae_config, ar_config, open_head
-from avatarlm.autoencoder.model import DCAutoencoder
+from ar_helpers import random_pipeline_folder
 from avatarlm.cli import main
 from avatarlm.eval.pixel_probe import PixelProbe
 from avatarlm.eval.report import ReportConfig, best_lag, build_report, mean_curve
 from avatarlm.eval.report_write import headline, write_report
-from avatarlm.model import ARModel
-from avatarlm.pipeline.folder import load_pipeline, save_pipeline
+from avatarlm.pipeline.folder import load_pipeline
 
 SMALL = ReportConfig(languages=("en", "el"), seconds=3.0, drift_seconds=(3.0,))
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipe")
-    torch.manual_seed(0)
-    ae = DCAutoencoder(ae_config()).save_pretrained(root / "ae")
-    return save_pipeline(root / "pipeline", ae, open_head(ARModel(ar_config(target="delta")), 0.05), "test")
+    return random_pipeline_folder(tmp_path_factory.mktemp("pipe"))
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,14 @@
 """A duplex session hears two streams (its own voice, the partner's) pushed independently, in any chunking
 and at any rate, and agrees with the offline run on the aligned two-stream audio."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
 
-from ar_helpers import ae_config, ar_config, open_head
-from avatarlm.autoencoder.model import DCAutoencoder
+from ar_helpers import random_pipeline_folder
 from avatarlm.conditions.projector import ConditionBatch
-from avatarlm.model import ARModel
 from avatarlm.pipeline.audio_input import AudioInput
-from avatarlm.pipeline.folder import load_pipeline, save_pipeline
+from avatarlm.pipeline.folder import load_pipeline
 from avatarlm.pipeline.generate import generate_video
 from avatarlm.pipeline.offline import generate_clip
 from avatarlm.pipeline.session import SessionConfig, StreamingSession
@@ -22,13 +18,7 @@ N = 16000  # 1 s, 25 frames
 
 @pytest.fixture(scope="module")
 def duplex(tmp_path_factory):
-    root = tmp_path_factory.mktemp("duplex")
-    torch.manual_seed(0)
-    ae = DCAutoencoder(ae_config()).save_pretrained(root / "ae")
-    base = ar_config(target="delta")
-    config = replace(base, conditions=replace(base.conditions, audio_streams=2))
-    model = open_head(ARModel(config), 0.05)
-    return load_pipeline(save_pipeline(root / "pipeline", ae, model, "duplex"))
+    return load_pipeline(random_pipeline_folder(tmp_path_factory.mktemp("duplex"), audio_streams=2))
 
 
 @pytest.fixture(scope="module")
