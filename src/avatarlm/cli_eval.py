@@ -45,6 +45,10 @@ def add_eval_parser(sub: Any) -> None:
         "--guidance", type=float, default=1.0, help="audio guidance (lip strength) of 'with audio'"
     )
 
+    cmp = evalcmd.add_parser("compare", help="the headline tables of several reports side by side")
+    cmp.add_argument("reports", nargs="+", help="report folders (each with report.json)")
+    cmp.add_argument("--out", help="also write the table to this markdown file")
+
     tp = evalcmd.add_parser("train-probe", help="train the pixel probe on renders of val-split identities")
     tp.add_argument("--out", default="models/probe", help="probe folder (default: models/probe)")
     tp.add_argument("--steps", type=int, default=2000)
@@ -61,6 +65,15 @@ def add_eval_parser(sub: Any) -> None:
 def run_eval(args: argparse.Namespace) -> None:
     if args.eval_command is None:
         _eval_report(args)
+    elif args.eval_command == "compare":
+        from pathlib import Path
+
+        from avatarlm.eval.report_write import compare_reports
+
+        table = compare_reports(args.reports)
+        print(table)
+        if args.out:
+            Path(args.out).write_text(table + "\n")
     elif args.eval_command in ("train-probe", "probe"):
         _eval_probe(args)
     elif args.eval_command == "audio-use":

@@ -52,6 +52,22 @@ def test_report_files(report, tmp_path):
     numbers = json.loads((tmp_path / "report" / "report.json").read_text())
     assert len(numbers["clips"]) == 2 and numbers["config"]["seconds"] == 3.0
     assert not list((tmp_path / "report").glob("*.tmp"))
+    assert numbers["headline"] == json.loads(json.dumps(headline(report)))
+
+
+def test_compare_puts_reports_side_by_side(report, tmp_path, capsys):
+    write_report(report, tmp_path / "a")
+    write_report(report, tmp_path / "b")
+    assert (
+        main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c.md")])
+        == 0
+    )
+    table = (tmp_path / "c.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| lip-sync r"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == 5 and cells[1] == cells[2]  # measure, two models, ceiling, floor
+    assert main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
+    assert "no report.json" in capsys.readouterr().err
 
 
 def test_eval_command(folder, tmp_path, capsys, monkeypatch):

@@ -202,6 +202,7 @@ def write_report(report: Report, out: str | os.PathLike[str]) -> Path:
         plot_latency(report, out / "latency.png")
     numbers = asdict(report)
     numbers.pop("strip")
+    numbers["headline"] = headline(report)
     tmp = out / "report.json.tmp"
     tmp.write_text(json.dumps(numbers, indent=1, default=float))
     tmp.replace(out / "report.json")
@@ -209,3 +210,31 @@ def write_report(report: Report, out: str | os.PathLike[str]) -> Path:
     path.with_suffix(".md.tmp").write_text(markdown(report, plots))
     path.with_suffix(".md.tmp").replace(path)
     return path
+
+
+def compare_reports(folders: list[str | os.PathLike[str]]) -> str:
+    """A markdown table of the headline figures of several reports (their report.json) side by side: each
+    model's generated column, then the first report's ceiling and floor (the same clips give the same ones)."""
+    loaded = []
+    for folder in folders:
+        path = Path(folder) / "report.json"
+        if not path.is_file():
+            raise ValueError(
+                f"{folder}: no report.json (write one with `avatarlm eval --model DIR --out DIR`)"
+            )
+        data = json.loads(path.read_text())
+        if "headline" not in data:
+            raise ValueError(f"{path} has no headline table; rerun `avatarlm eval` to rewrite it")
+        loaded.append((str(data.get("model") or Path(folder).name), data))
+    configs = {
+        json.dumps({k: v for k, v in d["config"].items() if k != "roll"}, sort_keys=True) for _, d in loaded
+    }
+    names = [f"`{name}`" for name, _ in loaded]
+    lines = [_row("measure", [*names, HEADERS[1], HEADERS[2]]), _row("---", ["---"] * (len(names) + 2))]
+    first = loaded[0][1]["headline"]
+    for measure, cells in first.items():
+        row = [d["headline"].get(measure, {}).get("generated", "—") for _, d in loaded]
+        lines.append(_row(measure, [*row, cells["ceiling"], cells["floor"]]))
+    if len(configs) > 1:
+        lines += ["", "Note: these reports measured different clip sets (their configs differ)."]
+    return "\n".join(lines)
