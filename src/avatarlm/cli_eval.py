@@ -102,7 +102,7 @@ def _eval_report(args: argparse.Namespace) -> None:
         except ValueError:
             raise ValueError(f"--sessions takes seconds separated by commas, got {args.sessions!r}") from None
     config.__post_init__()
-    report = build_report(pipe, probe, config, model_name=Path(args.model).name)
+    report = build_report(pipe, probe, config, model_name=str(args.model))
     path = write_report(report, args.out)
     print(f"{'measure':<56}" + "".join(f"{h[:22]:>24}" for h in HEADERS))
     for name, cells in headline(report).items():
