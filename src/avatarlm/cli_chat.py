@@ -46,13 +46,11 @@ def run_chat(args: argparse.Namespace) -> None:
     image = load_image(args.image, c.image_height, c.image_width) if args.image else None
     offline = ScriptedResponder([s.strip() for s in args.script.split("|")] if args.script else ())
     responder = FallbackResponder.from_env(fallback=offline)
-    if responder.primary is None:
-        print("no AVATARLM_CHAT_URL: replies come from the offline echo responder")
     talk = converse(
         pipe, user, args.out, responder, transcriber_for(args.lang), image,
         None if image is not None else (args.identity or 0), config, SessionConfig(seed=args.seed),
     )  # fmt: skip
-    if responder.notice:
+    if responder.notice and responder.primary is not None:  # the endpoint failed at some point
         print(responder.notice)
     print(talk.summary(args.end_of_turn))
     print(f"wrote {args.out}")

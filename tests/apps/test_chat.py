@@ -77,7 +77,7 @@ def test_chat_command_and_its_errors(folders, user, tmp_path, capsys, monkeypatc
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "2 turns" in printed and "[offline] Hi there" in printed and "offline echo responder" in printed
+    assert "2 turns" in printed and "[offline] Hi there" in printed
     assert out.exists()
     assert (
         main(
