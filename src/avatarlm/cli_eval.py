@@ -85,7 +85,6 @@ def run_eval(args: argparse.Namespace) -> None:
 def _eval_report(args: argparse.Namespace) -> None:
     if not args.model or not args.out:
         raise ValueError("`avatarlm eval` needs --model DIR and --out DIR (or a subcommand, see --help)")
-    from pathlib import Path
 
     from avatarlm.eval.pixel_probe import PixelProbe
     from avatarlm.eval.report import ReportConfig, build_report

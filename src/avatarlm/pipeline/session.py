@@ -4,10 +4,11 @@ video clock.
 A session owns the audio input (``audio_input.py``: the avatar's own voice and, for duplex models, the
 partner's, aligned for the streaming encoder), the backbone's KV cache (a rolling window, see
 ``rolling.py``) and the autoencoder's decode cache. Frame j (shown at ``j / fps`` s) is generated as soon
-as cond(j) is complete, i.e. once the audio (every stream) up to ``(j + L) * 40 ms`` has arrived (L = the model's look-ahead
-in frames); :meth:`flush` ends the input and pads the look-ahead with silence. Frame 0 is the decoded
-reference. Audio at 16 kHz pushed in any chunking gives bit-identical frames (every step runs on tensors of
-the same shapes); the offline :func:`~avatarlm.pipeline.offline.generate_clip` agrees within float rounding.
+as cond(j) is complete, i.e. once the audio (every stream) up to ``(j + L) * 40 ms`` has arrived (L = the
+model's look-ahead in frames); :meth:`flush` ends the input and pads the look-ahead with silence. Frame 0 is
+the decoded reference. Audio at 16 kHz pushed in any chunking gives bit-identical frames (every step runs on
+tensors of the same shapes); the offline :func:`~avatarlm.pipeline.offline.generate_clip` agrees within float
+rounding (without a window roll; a roll differs from the offline run's unbounded context).
 """
 
 from __future__ import annotations
@@ -32,17 +33,16 @@ from avatarlm.pipeline.rolling import KeptFrame, evict_frames, rebuild_state
 class SessionConfig:
     """``window_frames``: generated frames kept in the backbone's window besides f_0 (at most the training
     window, 31 for ``tiny``); ``evict_frames``: how many leave at once when it is full (one re-encode per
-    eviction); ``roll``: how the window drops them (see ``rolling.py``); ``seed``: the noise of the whole session; ``lip_strength``: guidance on the audio condition
-    (1 = none; otherwise every step runs the backbone twice, with and without the audio)."""
+    eviction); ``roll``: how the window drops them (see ``rolling.py``); ``seed``: the noise of the whole
+    session; ``lip_strength``: guidance on the audio condition (1 = none; otherwise every step runs the
+    backbone twice, with and without the audio)."""
 
     window_frames: int = 30
     evict_frames: int = 10
     seed: int = 0
     lip_strength: float = 1.0  # classifier-free guidance on the audio: > 1 follows the sound harder
     grace_seconds: float = 0.2  # live sessions: audio this late is taken as silence (see advance())
-    roll: str = (
-        "reencode"  # "reencode": the training layout exactly; "rotate": drop + re-rotate keys, no pass
-    )
+    roll: str = "rotate"  # "rotate": drop + re-rotate cached keys, no pass; "reencode": the training layout
 
     def __post_init__(self) -> None:
         if self.window_frames < 2:
@@ -86,7 +86,8 @@ def reference_image(pipe: Pipeline, identity_seed: int) -> np.ndarray:
 
 
 class StreamingSession:
-    """``push_audio`` / ``push_text`` / ``push_pose`` in any order and chunking; ``frames()`` yields ``(seconds, frame)``."""
+    """``push_audio`` / ``push_partner_audio`` / ``push_text`` / ``push_pose`` in any order and chunking;
+    ``frames()`` yields ``(seconds, frame)``."""
 
     def __init__(
         self,
