@@ -153,10 +153,51 @@ def test_seeded_generation_is_reproducible():
     assert a[-1].shape == (1, T, C) and torch.isfinite(a[-1]).all()
 
 
-def test_generation_refuses_chunks_and_bad_shapes():
-    model = make_model(chunk_size=2)
-    with pytest.raises(NotImplementedError, match="chunk_size=2"):
-        model.start(torch.zeros(1, T, C))
+@pytest.mark.parametrize("n", [2, 3])
+def test_chunked_generation_equals_full_forward(n):
+    """The paper's layout (chunks of n frames: one condition group, then n frame groups): cached steps give
+    the hidden states of the training forward pass over the frames they made."""
+    model = make_model(chunk_size=n).eval()
+    f = 7  # f_0 .. f_6: a last, partial chunk
+    latents, cond = toy_batch(b=2, f=f)
+    cond = torch.cat([cond, torch.zeros(2, n, *cond.shape[2:])], dim=1)  # cond(j) past the clip: zeros
+    seed = 5
+    state = model.start(latents[:, 0], seed=seed)
+    frames, hiddens = [latents[:, 0]], []
+    for k in range(f - 1):
+        frames.append(model.step(state, cond[:, k : k + n] if k % n == 0 else None))
+        hiddens.append(state.hidden)
+    history, sigmas = zip(*[model.history_latent(frames[k], k, seed) for k in range(f - 1)], strict=True)
+    with torch.no_grad():
+        full, layout = model.hidden_states(
+            torch.stack(history, dim=1),
+            torch.tensor(sigmas).expand(2, f - 1),
+            cond[:, : -(-(f - 1) // n) * n],
+        )
+    for k in range(f - 1):
+        torch.testing.assert_close(hiddens[k], full[:, layout.latent_index[k]], atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="opens a chunk"):
+        model.step(model.start(latents[:, 0]), None)
+    inside = model.start(latents[:, 0])
+    model.step(inside, cond[:, :n])
+    with pytest.raises(ValueError, match="inside a chunk"):
+        model.step(inside, cond[:, 1:2])
+
+
+def test_offline_generation_feeds_a_chunked_model_a_chunk_at_a_time():
+    from avatarlm.pipeline.offline import generate_latents
+
+    model = make_model(chunk_size=3).eval()
+    latents, cond = toy_batch(b=1, f=5)
+    out = generate_latents(model, latents[0, 0], cond[0], seed=2)  # 5 frames: chunks of 3 and 2 (+ zeros)
+    state = model.start(latents[:, 0], seed=2)
+    padded = torch.cat([cond, torch.zeros(1, 1, *cond.shape[2:])], dim=1)
+    manual = [model.step(state, padded[:, k : k + 3] if k % 3 == 0 else None)[0] for k in range(5)]
+    assert out.shape == (6, T, C)
+    torch.testing.assert_close(out[1:], torch.stack(manual), atol=0, rtol=0)
+
+
+def test_generation_refuses_bad_shapes():
     model = make_model()
     with pytest.raises(ValueError, match="reference_latent"):
         model.start(torch.zeros(1, T, C + 1))

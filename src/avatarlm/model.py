@@ -236,10 +236,6 @@ class ARModel(nn.Module):
     def start(self, reference_latent: torch.Tensor, seed: int = 0) -> GenerationState:
         """A new run from the reference frame f_0 (B, T, C); ``seed`` fixes the history noise."""
         cfg = self.config
-        if cfg.chunk_size != 1:
-            raise NotImplementedError(
-                f"generation is implemented for chunk_size=1 only, this model has chunk_size={cfg.chunk_size}"
-            )
         shape = (cfg.tokens_per_frame, cfg.latent_channels)
         if reference_latent.dim() != 3 or reference_latent.shape[1:] != shape:
             raise ValueError(
@@ -252,39 +248,57 @@ class ARModel(nn.Module):
     def step(
         self,
         state: GenerationState,
-        cond_tokens: torch.Tensor,
+        cond_tokens: torch.Tensor | None,
         generator: torch.Generator | None = None,
         guidance: float | None = None,
     ) -> torch.Tensor:
-        """Append [cond(k+1)][f_k] (f_k at the inference noise level) and sample f_{k+1} (B, T, C).
+        """Append f_k (at the inference noise level) — after the condition group cond(k+1 .. k+n) when f_k
+        opens a chunk of n frames — and sample f_{k+1} (B, T, C).
 
-        ``cond_tokens`` (B, k, D) or (B, 1, k, D) is cond(k+1). Without ``generator`` the head's noise
-        comes from a generator seeded by (seed, k+1), so runs with the same seed agree. With ``guidance``
-        the batch is two rows over one history: row 0 the full condition, row 1 the condition without what
-        is guided (e.g. null audio); the head follows classifier-free guidance and both rows get its sample.
+        ``cond_tokens``: at a chunk's first frame (every frame when n = 1) the chunk's conditions (B, n, k, D),
+        or (B, k, D) when n = 1; None inside a chunk (its conditions came with the chunk). Without
+        ``generator`` the head's noise comes from a generator seeded by (seed, k+1), so runs with the same
+        seed agree. With ``guidance`` the batch is two rows over one history: row 0 the full condition, row 1
+        the condition without what is guided (e.g. null audio); the head follows classifier-free guidance and
+        both rows get its sample.
         """
         cfg = self.config
-        if cond_tokens.dim() == 3:
-            cond_tokens = cond_tokens[:, None]
-        self._check_cond(cond_tokens)
+        n, k = cfg.chunk_size, state.frame
         b = state.latent.shape[0]
-        if cond_tokens.shape[:2] != (b, 1):
+        opens_chunk = k % n == 0
+        if opens_chunk:
+            if cond_tokens is None:
+                raise ValueError(f"frame {k} opens a chunk: give cond_tokens for frames {k + 1}..{k + n}")
+            if cond_tokens.dim() == 3:
+                cond_tokens = cond_tokens[:, None]
+            self._check_cond(cond_tokens)
+            if cond_tokens.shape[:2] != (b, n):
+                raise ValueError(
+                    f"cond_tokens must be (B={b}, {n}, k, D) for the chunk's {n} frame(s), "
+                    f"got {tuple(cond_tokens.shape)}"
+                )
+        elif cond_tokens is not None:
             raise ValueError(
-                f"cond_tokens must be (B={b}, 1, k, D) for one frame, got {tuple(cond_tokens.shape)}"
+                f"frame {k} is inside a chunk of {n}: its conditions came with frame {k - k % n}"
             )
-        k = state.frame
         latent, sigma = self.history_latent(state.latent, k, state.seed)
         sig = torch.full((b, 1), sigma, dtype=latent.dtype, device=latent.device)
         lat_tokens = self.embed_latents(latent[:, None], sig)[:, 0]
         kc, t = cfg.cond_tokens_per_frame, cfg.tokens_per_frame
-        embeds = torch.cat([cond_tokens[:, 0].to(lat_tokens.dtype), lat_tokens], dim=1)
-        past = state.cache.length
         g = state.num_groups
-        new_groups = torch.tensor([g] * kc + [g + 1] * t, device=embeds.device)
+        if opens_chunk:
+            assert cond_tokens is not None
+            conds = cond_tokens.reshape(b, n * kc, -1).to(lat_tokens.dtype)
+            embeds = torch.cat([conds, lat_tokens], dim=1)
+            groups = [g] * (n * kc) + [g + 1] * t
+        else:
+            embeds, groups = lat_tokens, [g] * t
+        past = state.cache.length
+        new_groups = torch.tensor(groups, device=embeds.device)
         key_groups = torch.cat([torch.full((past,), -1, device=embeds.device), new_groups])
         mask = frame_causal_mask(new_groups, key_groups, dtype=embeds.dtype)
-        positions = torch.arange(past, past + kc + t, device=embeds.device)
-        hidden = self.backbone.step(embeds, positions, state.cache, mask)[:, kc:]
+        positions = torch.arange(past, past + embeds.shape[1], device=embeds.device)
+        hidden = self.backbone.step(embeds, positions, state.cache, mask)[:, -t:]
         gen = (
             generator
             if generator is not None
@@ -299,5 +313,6 @@ class ARModel(nn.Module):
             nxt = nxt.expand(2, -1, -1)
         if cfg.target == "delta":
             nxt = state.latent + cfg.delta_scale * nxt.to(state.latent.dtype)
-        state.frame, state.latent, state.hidden, state.num_groups = k + 1, nxt, hidden, g + 2
+        state.frame, state.latent, state.hidden = k + 1, nxt, hidden
+        state.num_groups = g + (2 if opens_chunk else 1)
         return nxt

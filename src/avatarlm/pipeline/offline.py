@@ -20,12 +20,20 @@ from avatarlm.model import ARModel
 def generate_latents(
     model: ARModel, reference: torch.Tensor, cond_tokens: torch.Tensor, seed: int = 0, progress: bool = False
 ) -> torch.Tensor:
-    """Tokens (F + 1, T, C): the reference (T, C) followed by the F frames cond_tokens (F, k, D) drive."""
+    """Tokens (F + 1, T, C): the reference (T, C) followed by the F frames cond_tokens (F, k, D) drive
+    (cond_tokens[j] is cond(j + 1)); a model with chunks of n frames gets them a chunk at a time."""
     model.eval()
+    n = model.config.chunk_size
+    frames = cond_tokens.shape[0]
+    if (
+        frames % n
+    ):  # a last partial chunk: its condition group is complete, zeros past the clip (as in training)
+        cond_tokens = torch.cat([cond_tokens, cond_tokens.new_zeros(n - frames % n, *cond_tokens.shape[1:])])
     state = model.start(reference[None], seed=seed)
     out = [reference]
-    for j in tqdm(range(cond_tokens.shape[0]), desc="generate", disable=not progress):
-        out.append(model.step(state, cond_tokens[j][None])[0])
+    for j in tqdm(range(frames), desc="generate", disable=not progress):
+        chunk = cond_tokens[j : j + n][None] if j % n == 0 else None
+        out.append(model.step(state, chunk)[0])
     return torch.stack(out)
 
 
