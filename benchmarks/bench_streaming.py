@@ -30,10 +30,11 @@ from avatarlm.pipeline.session import SessionConfig, StreamingSession
 REPO = Path(__file__).resolve().parents[1]
 
 
-def default_pipeline(folder: Path) -> Pipeline:
+def default_pipeline(folder: Path, chunk_size: int = 1) -> Pipeline:
     torch.manual_seed(0)
-    model = ARModel(ARConfig.preset("tiny"))
-    return load_pipeline(save_pipeline(folder / "pipeline", REPO / "models/tiny/ae", model, "tiny"))
+    model = ARModel(ARConfig.preset("tiny").replace(chunk_size=chunk_size))
+    out = folder / f"pipeline-{chunk_size}"
+    return load_pipeline(save_pipeline(out, REPO / "models/tiny/ae", model, "tiny"))
 
 
 def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
@@ -186,6 +187,13 @@ def main() -> None:
             print(f"  audio-to-lip, {r:<8}                    {percentiles(run.audio_to_lip)}   <= 200")
         roll_ms = {r: 1000 * run.stage_means["window roll"] for r, run in runs.items()}
         print(f"  window roll, mean per frame: {roll_ms['reencode']:.1f} | {roll_ms['rotate']:.1f} ms")
+        if not args.model:  # the paper's layout: chunks of 6 frames (random weights as well)
+            six = default_pipeline(Path(tmp), chunk_size=6)
+            chunked = replace(config, roll="rotate", window_frames=30, evict_frames=12)
+            run6 = paced_run(six, args.seconds, chunked)
+            print(f"  n = 6 (paper layout), real-time factor {unpaced_rtf(six, args.seconds, chunked):.2f}")
+            print(f"  compute per frame, n = 6                 {percentiles(run6.compute)}")
+            print(f"  audio-to-lip, n = 6                      {percentiles(run6.audio_to_lip)}")
         per_stage = paced.stage_means
         flops, peak = flops_per_frame(pipe, config), matmul_peak()
         frame_s = sum(per_stage.values())

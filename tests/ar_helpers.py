@@ -87,9 +87,9 @@ def open_head(model, std: float = 0.5):
     return model
 
 
-def random_pipeline_folder(root: Path, audio_streams: int = 1) -> Path:
+def random_pipeline_folder(root: Path, audio_streams: int = 1, chunk_size: int = 1) -> Path:
     """A 64x64 pipeline with random weights (delta target, head opened) saved under ``root``; two audio
-    streams make it a duplex model."""
+    streams make it a duplex model, ``chunk_size`` n > 1 the paper's layout."""
     from dataclasses import replace
 
     import torch
@@ -99,6 +99,7 @@ def random_pipeline_folder(root: Path, audio_streams: int = 1) -> Path:
 
     torch.manual_seed(0)
     ae = DCAutoencoder(ae_config()).save_pretrained(root / "ae")
-    config = ar_config(target="delta")
+    config = ar_config(target="delta", chunk_size=chunk_size)
     config = replace(config, conditions=replace(config.conditions, audio_streams=audio_streams))
-    return save_pipeline(root / f"pipeline-{audio_streams}", ae, open_head(ARModel(config), 0.05), "test")
+    folder = root / f"pipeline-{audio_streams}-{chunk_size}"
+    return save_pipeline(folder, ae, open_head(ARModel(config), 0.05), "test")

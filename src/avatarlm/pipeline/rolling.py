@@ -73,12 +73,17 @@ def rebuild_state(
 
 @torch.no_grad()
 def evict_frames(model: ARModel, state: GenerationState, count: int) -> None:
-    """Drop the ``count`` oldest generated frames from the cache of ``state`` (whose cache holds
-    [cond][f_0] and then one [cond][f] pair per frame) by re-rotating the keys of the later ones."""
+    """Drop the ``count`` oldest generated frames after the first chunk from the cache of ``state`` by
+    re-rotating the keys of the later ones. The cache holds whole chunks: [cond(1..n)][f_0]..[f_{n-1}], then
+    [cond][f]... per chunk of n frames (n = 1: [cond][f_0] and one [cond][f] pair per frame); the first chunk
+    (with f_0) always stays, and ``count`` must be whole chunks."""
     cfg = model.config
-    pair = cfg.cond_tokens_per_frame + cfg.tokens_per_frame
-    frames = state.cache.length // pair - 1
-    if not 0 < count <= frames:
-        raise ValueError(f"can evict 1..{frames} frames from this cache, not {count}")
-    model.backbone.evict(state.cache, pair, pair * (count + 1))
-    state.num_groups -= 2 * count
+    n = cfg.chunk_size
+    chunk = n * (cfg.cond_tokens_per_frame + cfg.tokens_per_frame)
+    held = state.cache.length // chunk - 1
+    if count % n or not 0 < count // n <= held or state.cache.length % chunk:
+        raise ValueError(
+            f"can evict 1..{held} whole chunks of {n} frame(s) from this cache, not {count} frames"
+        )
+    model.backbone.evict(state.cache, chunk, chunk * (count // n + 1))
+    state.num_groups -= (n + 1) * (count // n)

@@ -100,8 +100,14 @@ class StreamingSession:
             raise ValueError("give exactly one of a reference image or an identity seed")
         self.pipe, self.config = pipe, config or SessionConfig()
         model, cond = pipe.model.eval(), pipe.model.config.conditions
-        if model.config.chunk_size != 1:
-            raise NotImplementedError("streaming sessions support chunk_size 1 models only so far")
+        self._chunk = n = model.config.chunk_size
+        if n > 1 and (
+            self.config.roll != "rotate" or self.config.window_frames % n or self.config.evict_frames % n
+        ):
+            raise ValueError(
+                f"a model with chunks of {n} frames rolls its window by whole chunks: roll='rotate' with "
+                f"window_frames and evict_frames multiples of {n}"
+            )
         if "audio" not in cond.modalities:
             raise ValueError("a session needs a model with an audio condition")
         self.fps = cond.fps
@@ -114,6 +120,9 @@ class StreamingSession:
         self._tokens: deque[torch.Tensor] = deque()  # audio tokens (S*T, d) of frames not generated yet
         self._arrival: deque[float] = deque()  # when each of those became available
         self._kept: list[KeptFrame] = []
+        self._inside = 0  # frames of the current chunk still to generate (chunks of n > 1 frames)
+        self._chunk_ready = 0.0  # when the current chunk's conditions were complete
+        self._flushed = False
         rows = 2 if self.config.guided else 1
         self._state = model.start(self.reference[None].expand(rows, -1, -1), seed=self.config.seed)
         self._decode_cache = pipe.autoencoder.eval().new_cache()
@@ -200,6 +209,7 @@ class StreamingSession:
         """End of the audio: the streams are padded with silence to the longest and then past its
         look-ahead, so every pushed 40 ms gets a frame."""
         self._take(self._audio.flush())
+        self._flushed = True
 
     # -- output --------------------------------------------------------------------------------------
     def frames(self) -> Iterator[tuple[float, np.ndarray]]:
@@ -208,38 +218,25 @@ class StreamingSession:
             self._pending_reference = False
             yield 0.0, self._decode(self.reference)
             self.frames_out = 1
-        while self._tokens:
+        while self._inside or len(self._tokens) >= self._chunk or (self._flushed and self._tokens):
             yield self.frames_out / self.fps, self._next_frame()
 
     @torch.no_grad()
     def _next_frame(self) -> np.ndarray:
         model, cfg = self.pipe.model, self.config
-        ready = self._arrival.popleft()
         t0 = time.perf_counter()
-        pose, keypoints = self._pose if self._pose is not None else (None, None)
-        text = self._text_at((self._state.frame + 1) / self.fps)
-        self._spans = [sp for sp in self._spans if sp[1] > self._state.frame / self.fps]  # bounded
-        batch = ConditionBatch(
-            audio_tokens=self._tokens.popleft()[None, None], text=[[text]], pose=pose,
-            keypoints=keypoints, batch_size=1, num_frames=1,
-        )  # fmt: skip
-        cond = model.encode_conditions(batch)[:, 0]  # cond(j) (1, k, D)
-        guidance = None
-        if cfg.guided:  # row 1: the same frame with null audio
-            silent = ConditionBatch(text=[[text]], pose=pose, keypoints=keypoints, batch_size=1, num_frames=1)
-            cond = torch.cat([cond, model.encode_conditions(silent)[:, 0]])
-            guidance = cfg.lip_strength
+        guidance = cfg.lip_strength if cfg.guided else None
+        if self._inside:  # inside a chunk: its conditions went in with its first frame
+            cond, ready = None, self._chunk_ready
+            self._inside -= 1
+        else:
+            cond, ready = self._chunk_conditions()
+        t1 = time.perf_counter()
         t1 = time.perf_counter()
         latent = model.step(self._state, cond, guidance=guidance)[0]
         index = self._state.frame
-        self._kept.append(KeptFrame(index, cond, latent))
         t2 = time.perf_counter()
-        if len(self._kept) > cfg.window_frames:
-            self._kept = self._kept[cfg.evict_frames :]
-            if cfg.roll == "rotate":
-                evict_frames(model, self._state, cfg.evict_frames)
-            else:
-                self._state = rebuild_state(model, self.reference, self._kept, cfg.seed)
+        self._roll(cond, latent)
         t3 = time.perf_counter()
         frame = self._decode(latent)
         done = time.perf_counter()
@@ -252,6 +249,50 @@ class StreamingSession:
         self.timings.append(FrameTiming(index, ready, done, stages))
         self.frames_out += 1
         return frame
+
+    def _chunk_conditions(self) -> tuple[torch.Tensor, float]:
+        """cond(k+1 .. k+n) (rows, n, k, D) for the chunk the next frame opens (n = 1: one frame), and when
+        its last audio arrived. At the end of the input a last partial chunk is padded with zeros, as the
+        offline run and the training layout pad conditions past the clip."""
+        model, n, k = self.pipe.model, self._chunk, self._state.frame
+        take = min(n, len(self._tokens))
+        audio = torch.stack([self._tokens.popleft() for _ in range(take)])[None]
+        ready = [self._arrival.popleft() for _ in range(take)][-1]
+        self._inside = take - 1
+        self._chunk_ready = ready
+        texts = [[self._text_at((k + 1 + i) / self.fps) for i in range(take)]]
+        self._spans = [sp for sp in self._spans if sp[1] > k / self.fps]  # bounded
+        pose, keypoints = self._pose if self._pose is not None else (None, None)
+        if pose is not None and keypoints is not None:
+            pose, keypoints = pose.expand(1, take, -1), keypoints.expand(1, take, -1, -1)
+        batch = ConditionBatch(audio_tokens=audio, text=texts, pose=pose, keypoints=keypoints, batch_size=1,
+                               num_frames=take)  # fmt: skip
+        cond = model.encode_conditions(batch)
+        if self.config.guided:  # row 1: the same frames with null audio
+            silent = ConditionBatch(text=texts, pose=pose, keypoints=keypoints, batch_size=1, num_frames=take)
+            cond = torch.cat([cond, model.encode_conditions(silent)])
+        if take < n:
+            cond = torch.cat([cond, cond.new_zeros(cond.shape[0], n - take, *cond.shape[2:])], dim=1)
+        return cond, ready
+
+    def _roll(self, cond: torch.Tensor | None, latent: torch.Tensor) -> None:
+        """Keep the window bounded (see ``rolling.py``): n = 1 by frames, chunked models by whole chunks."""
+        model, cfg, n = self.pipe.model, self.config, self._chunk
+        if n == 1:
+            assert cond is not None
+            self._kept.append(KeptFrame(self._state.frame, cond[:, 0], latent))
+            if len(self._kept) > cfg.window_frames:
+                self._kept = self._kept[cfg.evict_frames :]
+                if cfg.roll == "rotate":
+                    evict_frames(model, self._state, cfg.evict_frames)
+                else:
+                    self._state = rebuild_state(model, self.reference, self._kept, cfg.seed)
+            return
+        if self._state.frame % n == 0:  # the cache holds whole chunks
+            mc = model.config
+            chunks = self._state.cache.length // (n * (mc.cond_tokens_per_frame + mc.tokens_per_frame))
+            if (chunks - 1) * n > cfg.window_frames:
+                evict_frames(model, self._state, cfg.evict_frames)
 
     def _decode(self, tokens: torch.Tensor) -> np.ndarray:
         return decode_frame(self.pipe.autoencoder, tokens, self._decode_cache)
