@@ -73,7 +73,7 @@ def paced_run(pipe: Pipeline, seconds: float, config: SessionConfig, chunk_ms: i
         for _ in session.frames():
             pass
     fps = session.fps
-    compute = [sum(t.seconds.values()) for t in session.timings]
+    compute = [t.compute for t in session.timings]
     lip = [t.done - (start + t.index / fps) for t in session.timings]
     stages = {n: float(np.mean([t.seconds[n] for t in session.timings])) for n in session.timings[0].seconds}
     return PacedRun(compute, lip, stages)

@@ -217,29 +217,27 @@ def _train_all(args: argparse.Namespace) -> None:
 def _generate(args: argparse.Namespace) -> None:
     from avatarlm.pipeline.folder import load_pipeline
     from avatarlm.pipeline.generate import (
+        check_mp4_path,
         domain_warning,
+        face_reference,
         generate_video,
         load_audio,
-        load_image,
         parse_instructions,
         speak_text,
     )
     from avatarlm.pipeline.session import SessionConfig
 
-    if not args.out.endswith(".mp4"):
-        raise ValueError(f"--out must name an .mp4 file, got {args.out}")
+    check_mp4_path(args.out)
     pipe = load_pipeline(args.model)
     audio = load_audio(args.audio) if args.audio else speak_text(args.text, args.lang)
     partner = load_audio(args.partner_audio) if args.partner_audio else None
     instructions = parse_instructions(args.instructions) if args.instructions else None
     if partner is not None and pipe.model.config.conditions.audio_streams != 2:
         raise ValueError("--partner-audio needs a duplex model (two audio streams); this one hears one")
-    c = pipe.autoencoder.config
-    image = load_image(args.image, c.image_height, c.image_width) if args.image else None
+    image, identity = face_reference(pipe, args.image, args.identity)
     warning = domain_warning(pipe.autoencoder, image) if image is not None else None
     if warning:
         print(warning, file=sys.stderr)
-    identity = None if image is not None else (args.identity or 0)
     config = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
     report = generate_video(pipe, audio, args.out, image, identity, config, partner, instructions)
     print(report.summary())

@@ -34,21 +34,19 @@ def run_chat(args: argparse.Namespace) -> None:
     from avatarlm.apps.tts import TTSConfig
     from avatarlm.apps.turns import TurnConfig
     from avatarlm.pipeline.folder import load_pipeline
-    from avatarlm.pipeline.generate import load_audio, load_image
+    from avatarlm.pipeline.generate import check_mp4_path, face_reference, load_audio
     from avatarlm.pipeline.session import SessionConfig
 
-    if not args.out.endswith(".mp4"):
-        raise ValueError(f"--out must name an .mp4 file, got {args.out}")
+    check_mp4_path(args.out)
     config = DuplexConfig(TurnConfig(end_of_turn_silence=args.end_of_turn), TTSConfig(language=args.lang))
     user = load_audio(args.input)
     pipe = load_pipeline(args.model)
-    c = pipe.autoencoder.config
-    image = load_image(args.image, c.image_height, c.image_width) if args.image else None
+    image, identity = face_reference(pipe, args.image, args.identity)
     offline = ScriptedResponder([s.strip() for s in args.script.split("|")] if args.script else ())
     responder = FallbackResponder.from_env(fallback=offline)
     talk = converse(
-        pipe, user, args.out, responder, transcriber_for(args.lang), image,
-        None if image is not None else (args.identity or 0), config, SessionConfig(seed=args.seed),
+        pipe, user, args.out, responder, transcriber_for(args.lang), image, identity, config,
+        SessionConfig(seed=args.seed),
     )  # fmt: skip
     if responder.notice and responder.primary is not None:  # the endpoint failed at some point
         print(responder.notice)

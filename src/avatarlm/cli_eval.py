@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 
@@ -88,27 +89,24 @@ def _eval_report(args: argparse.Namespace) -> None:
 
     from avatarlm.eval.pixel_probe import PixelProbe
     from avatarlm.eval.report import ReportConfig, build_report
-    from avatarlm.eval.report_write import HEADERS, headline, write_report
+    from avatarlm.eval.report_write import COLUMNS, HEADERS, headline, write_report
     from avatarlm.pipeline.folder import load_pipeline
 
     pipe = load_pipeline(args.model)
     probe = PixelProbe.from_pretrained(args.probe)
-    config = ReportConfig.quick() if args.quick else ReportConfig()
-    config.seed, config.roll = args.seed, args.roll
+    base = ReportConfig.quick() if args.quick else ReportConfig()
+    sessions = base.drift_seconds
     if args.sessions is not None:
         try:
-            config.drift_seconds = tuple(float(v) for v in args.sessions.split(",") if v)
+            sessions = tuple(float(v) for v in args.sessions.split(",") if v)
         except ValueError:
             raise ValueError(f"--sessions takes seconds separated by commas, got {args.sessions!r}") from None
-    config.__post_init__()
+    config = replace(base, seed=args.seed, roll=args.roll, drift_seconds=sessions)
     report = build_report(pipe, probe, config, model_name=str(args.model))
     path = write_report(report, args.out)
     print(f"{'measure':<56}" + "".join(f"{h[:22]:>24}" for h in HEADERS))
     for name, cells in headline(report).items():
-        print(
-            f"{name[:55]:<56}"
-            + "".join(f"{cells[s]:>24}" for s in ("generated", "ceiling", "floor", "truth"))
-        )
+        print(f"{name[:55]:<56}" + "".join(f"{cells[s]:>24}" for s in COLUMNS))
     print(f"wrote {path}")
 
 

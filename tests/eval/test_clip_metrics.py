@@ -10,7 +10,6 @@ from avatarlm.eval.clip_metrics import (
     degrade,
     frechet_distance,
     pose_error,
-    sharpness,
     span_accuracy,
     static_distance,
     static_mask,
@@ -18,6 +17,7 @@ from avatarlm.eval.clip_metrics import (
 from avatarlm.eval.eval_clips import EXPRESSION_INSTRUCTIONS, evaluation_clips
 from avatarlm.eval.lipsync import lip_sync
 from avatarlm.eval.pixel_probe import PixelProbe
+from avatarlm.eval.report import frame_features
 
 MOUTH = FACE_STATE_FIELDS.index("mouth_open")
 
@@ -81,7 +81,7 @@ def test_frechet_distance_is_zero_on_itself_and_grows_with_blur_and_noise(clip, 
     assert frechet_distance(a + [2.0, 0.0, 0.0], a) == pytest.approx(4.0, rel=1e-3)
 
     def features(frames):
-        return np.concatenate([probe.embed(frames), sharpness(frames)], axis=1)
+        return frame_features(probe.embed(frames), frames)
 
     real = features(clip.frames)
     mu, sd = real.mean(0), real.std(0) + 1e-6

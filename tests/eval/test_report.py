@@ -6,8 +6,9 @@ import pytest
 
 from ar_helpers import random_pipeline_folder
 from avatarlm.cli import main
+from avatarlm.eval.lipsync import best_lag
 from avatarlm.eval.pixel_probe import PixelProbe
-from avatarlm.eval.report import ReportConfig, best_lag, build_report, mean_curve
+from avatarlm.eval.report import ReportConfig, build_report, mean_curve
 from avatarlm.eval.report_write import headline, write_report
 from avatarlm.pipeline.folder import load_pipeline
 

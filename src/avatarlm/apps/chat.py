@@ -82,7 +82,8 @@ def converse(
     session = StreamingSession(pipe, reference=reference, identity_seed=identity_seed, config=session_config)
     duplex = pipe.model.config.conditions.audio_streams == 2
     tick = loop.tick_samples
-    lookahead_ms = 1000 * pipe.model.config.conditions.lookahead_frames / session.fps
+    # the wait before an answer's first frame can be drawn: the look-ahead and one chunk of its audio
+    wait_ms = 1000 * (pipe.model.config.conditions.lookahead_frames / session.fps + tick / SAMPLE_RATE)
     talk = Conversation(0.0, 0)
     avatar: list[np.ndarray] = []
     mic_all: list[np.ndarray] = []
@@ -114,12 +115,12 @@ def converse(
             if duplex:
                 session.push_partner_audio(mic)
             for _, frame in session.frames():
-                _time_answers(session, pending, lookahead_ms)
+                _time_answers(session, pending, wait_ms)
                 yield frame
             i += tick
         session.flush()
         for _, frame in session.frames():
-            _time_answers(session, pending, lookahead_ms)
+            _time_answers(session, pending, wait_ms)
             yield frame
 
     video = list(frames())  # the sound track is known only once the loop has run (~50 kB a frame at 128²)
@@ -131,7 +132,7 @@ def converse(
     return talk
 
 
-def _time_answers(session: StreamingSession, pending: list[tuple[Turn, int]], lookahead_ms: float) -> None:
+def _time_answers(session: StreamingSession, pending: list[tuple[Turn, int]], wait_ms: float) -> None:
     """Fill in the first-frame latency of answers whose first frame the session just made."""
     timing = session.timings[-1] if session.timings else None
     if timing is None:
@@ -139,6 +140,6 @@ def _time_answers(session: StreamingSession, pending: list[tuple[Turn, int]], lo
     frame_end = (timing.index + 1) * SAMPLE_RATE // session.fps
     for turn, first_sample in list(pending):
         if frame_end > first_sample:  # this frame's own 40 ms hold the answer's first sound
-            compute_ms = 1000 * sum(timing.seconds.values())
-            turn.first_frame_ms = turn.synthesis_ms + lookahead_ms + 20.0 + compute_ms
+            compute_ms = 1000 * timing.compute
+            turn.first_frame_ms = turn.synthesis_ms + wait_ms + compute_ms
             pending.remove((turn, first_sample))

@@ -20,7 +20,7 @@ import numpy as np
 from avatarlm.data.face import FACE_STATE_FIELDS
 from avatarlm.data.shards import iter_samples
 from avatarlm.eval.ae_quality import reconstruct_clip
-from avatarlm.eval.lipsync import lagged_correlations, mouth_boxes, mouth_trace
+from avatarlm.eval.lipsync import best_lag, lagged_correlations, mouth_boxes, mouth_trace
 from avatarlm.media import write_mp4
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.offline import encode_reference, generate_clip
@@ -39,9 +39,7 @@ class LipSyncReport:
     languages: list[str] = field(default_factory=list)
 
     def best(self, source: str) -> tuple[int, float]:
-        curve = self.curves[source]
-        lag = max(curve, key=lambda k: (curve[k], -abs(k)))
-        return lag, curve[lag]
+        return best_lag(self.curves[source])
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"clips": self.clips, "frames": self.frames, "languages": self.languages}

@@ -79,7 +79,13 @@ class LipSync:
         return asdict(self)
 
 
+def best_lag(curve: dict[int, float]) -> tuple[int, float]:
+    """(lag, correlation) of the highest correlation of a lag curve; ties go to the smaller offset."""
+    lag = max(curve, key=lambda k: (curve[k], -abs(k)))
+    return lag, curve[lag]
+
+
 def lip_sync(probe: np.ndarray, truth: np.ndarray, max_lag: int = 3) -> LipSync:
     corr = lagged_correlations(probe, truth, max_lag)
-    best = max(corr, key=lambda k: (corr[k], -abs(k)))
-    return LipSync(corr[0], best, corr[best], len(probe))
+    lag, best = best_lag(corr)
+    return LipSync(corr[0], lag, best, len(probe))

@@ -100,27 +100,28 @@ class PixelProbe(nn.Module):
         return x
 
     @torch.no_grad()
+    def look(self, frames: np.ndarray, batch: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pass over uint8 frames (N, H, W, 3): controls (N, len(PROBED)) scaled to [-1, 1], expression
+        class (N,) and the 256-d features (N, 256) the heads read (what the Fréchet distance compares)."""
+        was = self.training
+        self.eval()
+        controls, classes, features = [], [], []
+        for i in range(0, len(frames), batch):
+            h = self.neck(self.features(self.prepare(frames[i : i + batch])))
+            controls.append(self.controls(h).cpu().numpy())
+            classes.append(self.expression(h).argmax(dim=1).cpu().numpy())
+            features.append(h.cpu().numpy())
+        self.train(was)
+        return np.concatenate(controls), np.concatenate(classes), np.concatenate(features).astype(np.float64)
+
     def read(self, frames: np.ndarray, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Probe uint8 frames (N, H, W, 3): (controls (N, len(PROBED)) scaled to [-1, 1], expression (N,))."""
-        was = self.training
-        self.eval()
-        controls, classes = [], []
-        for i in range(0, len(frames), batch):
-            c, logits = self(self.prepare(frames[i : i + batch]))
-            controls.append(c.cpu().numpy())
-            classes.append(logits.argmax(dim=1).cpu().numpy())
-        self.train(was)
-        return np.concatenate(controls), np.concatenate(classes)
+        controls, classes, _ = self.look(frames, batch)
+        return controls, classes
 
-    @torch.no_grad()
     def embed(self, frames: np.ndarray, batch: int = 64) -> np.ndarray:
-        """The probe's 256-d features of uint8 frames (N, H, W, 3): what the Fréchet distance compares."""
-        was = self.training
-        self.eval()
-        out = [self.neck(self.features(self.prepare(frames[i : i + batch]))).cpu().numpy()
-               for i in range(0, len(frames), batch)]  # fmt: skip
-        self.train(was)
-        return np.concatenate(out).astype(np.float64)
+        """The probe's 256-d features of uint8 frames (N, H, W, 3)."""
+        return self.look(frames, batch)[2]
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> Path:
         """``config.json`` + fp16 ``model.safetensors`` (upcast to fp32 on load)."""

@@ -117,11 +117,6 @@ def mean_curve(curves: list[dict[int, float]]) -> dict[int, float]:
     return {lag: float(np.mean([c[lag] for c in curves])) for lag in curves[0]}
 
 
-def best_lag(curve: dict[int, float]) -> tuple[int, float]:
-    lag = max(curve, key=lambda k: (curve[k], -abs(k)))
-    return lag, curve[lag]
-
-
 class Scorer:
     """Reads frames with the pixel probe and scores them against one clip's truth."""
 
@@ -131,15 +126,16 @@ class Scorer:
         face = c.truth["face"]
         self.mouth = face[1:, FACE_STATE_FIELDS.index("mouth_open")].astype(np.float64)
         n = clip.frames.shape[0]
-        self.envelope = audio_envelope(c.audio[0], n, 25.0)[1:]
+        self.envelope = audio_envelope(c.audio[0], n, float(c.meta["spec"]["fps"]))[1:]
         self.pose = face[1:, [FACE_STATE_FIELDS.index(f) for f in POSE_FIELDS]].astype(np.float64)
         self.expression = state_targets(face)[1][1:]
         self.in_span = np.array([t in EXPRESSION_INSTRUCTIONS for t in c.texts[1:]])
         self.mask = static_mask(clip.frames)
 
-    def score(self, frames: np.ndarray, into: ClipScores, source: str) -> np.ndarray:
-        """Score frames 1..N-1 (``frames`` holds 0..N-1); returns the probed mouth trace."""
-        controls, expression = self.probe.read(frames[1:])
+    def score(self, frames: np.ndarray, into: ClipScores, source: str) -> tuple[np.ndarray, np.ndarray]:
+        """Score frames 1..N-1 (``frames`` holds 0..N-1); returns the probed mouth trace and the frames'
+        Fréchet features (one probe pass gives both)."""
+        controls, expression, probed = self.probe.look(frames[1:])
         mouth = controls[:, 0].astype(np.float64)
         into.mouth[source] = lagged_correlations(mouth, self.mouth, self.max_lag)
         into.envelope[source] = lagged_correlations(mouth, self.envelope, self.max_lag)
@@ -147,13 +143,13 @@ class Scorer:
         into.pose_mae[source] = pose_error(probed_pose, self.pose).tolist()
         into.instruction_hits[source] = span_accuracy(expression, self.expression, self.in_span)
         into.static[source] = float(static_distance(frames[1:], self.clip.frames[0], self.mask).mean())
-        return mouth
+        return mouth, frame_features(probed, frames[1:])
 
 
-def frame_features(probe: PixelProbe, frames: np.ndarray) -> np.ndarray:
-    """What the Fréchet distance compares: the probe's 256-d features (what a face shows) and a 4x4 grid of
-    sharpness (what blur and noise change)."""
-    return np.concatenate([probe.embed(frames), sharpness(frames)], axis=1)
+def frame_features(probed: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """What the Fréchet distance compares: the probe's 256-d features of ``frames`` (what a face shows) and a
+    4x4 grid of sharpness (what blur and noise change)."""
+    return np.concatenate([probed, sharpness(frames)], axis=1)
 
 
 def image_quality(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -173,7 +169,7 @@ def build_report(
     bar = tqdm(total=n_clips + len(config.drift_seconds), desc="eval report", disable=not progress)
     scores: list[ClipScores] = []
     traces: list[dict[str, Any]] = []
-    tf_pairs: list[tuple[np.ndarray, ...]] = []
+    teacher: dict[str, list[np.ndarray]] = {s: [] for s in SOURCES}  # next frames, truth included
     features: dict[str, list[np.ndarray]] = {s: [] for s in SOURCES}
     strip: dict[str, np.ndarray] = {}
     first: EvalClip | None = None
@@ -189,10 +185,11 @@ def build_report(
         }
         scorer = Scorer(probe, clip, config.max_lag)
         into = ClipScores(clip.key, clip.language, clip.held_out_language)
-        mouths = {s: scorer.score(frames, into, s) for s, frames in versions.items()}
-        scores.append(into)
+        mouths = {}
         for s, frames in versions.items():
-            features[s].append(frame_features(probe, frames[1:]))
+            mouths[s], feats = scorer.score(frames, into, s)
+            features[s].append(feats)
+        scores.append(into)
         if len(traces) < 3:
             traces.append(
                 {
@@ -204,14 +201,14 @@ def build_report(
         if not strip:
             at = np.linspace(1, n - 1, 8).astype(int)
             strip = {s: versions[s][at] for s in ("truth", "ceiling", "generated")}
-        predicted = teacher_forced_frames(pipe, clip.frames, clip.clip, seed=config.seed)
-        tf_pairs.append((predicted, versions["ceiling"][1:], versions["floor"][1:], clip.frames[1:]))
+        teacher["generated"].append(teacher_forced_frames(pipe, clip.frames, clip.clip, seed=config.seed))
+        for s in ("ceiling", "floor", "truth"):
+            teacher[s].append(versions[s][1:])
         bar.update()
     assert first is not None
-    truth_frames = np.concatenate([p[3] for p in tf_pairs])
+    truth_frames = np.concatenate(teacher["truth"])
     teacher_forced = {
-        s: image_quality(np.concatenate([p[i] for p in tf_pairs]), truth_frames)
-        for i, s in enumerate(("generated", "ceiling", "floor"))
+        s: image_quality(np.concatenate(teacher[s]), truth_frames) for s in ("generated", "ceiling", "floor")
     }
     real = np.concatenate(features["truth"])
     mu, sd = real.mean(axis=0), real.std(axis=0) + 1e-6
@@ -222,7 +219,9 @@ def build_report(
     frechet = {s: distance(np.concatenate(features[s])) for s in ("generated", "ceiling", "floor")}
     for kind, strength in DEGRADATIONS:
         degraded = degrade(truth_frames, kind, strength, config.seed)
-        frechet[f"true frames, {kind} {strength:g}"] = distance(frame_features(probe, degraded))
+        frechet[f"true frames, {kind} {strength:g}"] = distance(
+            frame_features(probe.embed(degraded), degraded)
+        )
     drift = []
     for seconds in config.drift_seconds:
         bar.set_postfix_str(f"{seconds:g} s session")
@@ -249,7 +248,7 @@ def drift_run(
     def sync(sl: slice) -> float:
         return lagged_correlations(mouth[sl], truth[sl], 0)[0]
 
-    compute = [1000 * sum(t.seconds.values()) for t in timings]
+    compute = [1000 * t.compute for t in timings]
     stages = {k: 1000 * float(np.mean([t.seconds[k] for t in timings])) for k in timings[0].seconds}
     return DriftRun(
         seconds, per_second, part / fps, float(static[first].mean()), float(static[last].mean()),

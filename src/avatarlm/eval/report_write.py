@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from avatarlm.eval.report import Report, best_lag, mean_curve
+from avatarlm.eval.lipsync import best_lag
+from avatarlm.eval.report import Report, mean_curve
 
 COLUMNS = ("generated", "ceiling", "floor", "truth")
 HEADERS = ("generated", "ceiling: AE of the truth", "floor: still reference", "probe on true frames")

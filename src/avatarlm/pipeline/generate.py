@@ -74,6 +74,22 @@ def load_image(path: str | os.PathLike[str], height: int, width: int) -> np.ndar
     return np.array(image, dtype=np.uint8)  # a writable copy
 
 
+def check_mp4_path(out: str) -> None:
+    if not str(out).endswith(".mp4"):
+        raise ValueError(f"--out must name an .mp4 file, got {out}")
+
+
+def face_reference(
+    pipe: Pipeline, image: str | None, identity: int | None
+) -> tuple[np.ndarray | None, int | None]:
+    """The session's face from the command line: ``--image`` (read at the pipeline's size) or a synthetic
+    ``--identity`` (0 when neither is given). Returns (image or None, identity seed or None)."""
+    if image is None:
+        return None, identity or 0
+    c = pipe.autoencoder.config
+    return load_image(image, c.image_height, c.image_width), None
+
+
 # Autoencoder reconstruction PSNR below which a reference image is called far from the training renders. The
 # bundled tiny AE gives renders >= 20.7 dB (median 25.4, 60 random poses), real photos 17.5-20.8 dB: only
 # clearly foreign images are caught; the warning is a hint, not a guarantee.
@@ -177,6 +193,6 @@ def generate_video(
     )
     write_mp4(Path(out), frames(), session.fps, sound[..., : (n_frames - 1) * spf])
     seconds = time.perf_counter() - start
-    compute = np.asarray([sum(t.seconds.values()) for t in session.timings]) * 1000
+    compute = np.asarray([t.compute for t in session.timings]) * 1000
     p = np.percentile(compute, [50, 95, 99]) if len(compute) else np.zeros(3)
     return GenerationReport(session.frames_out, session.fps, seconds, (float(p[0]), float(p[1]), float(p[2])))

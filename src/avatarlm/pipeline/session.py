@@ -74,6 +74,11 @@ class FrameTiming:
     done: float
     seconds: dict[str, float] = field(default_factory=dict)  # per stage: conditions ... decode
 
+    @property
+    def compute(self) -> float:
+        """Compute latency (DESIGN.md): seconds of all stages of this frame."""
+        return sum(self.seconds.values())
+
 
 def reference_image(pipe: Pipeline, identity_seed: int) -> np.ndarray:
     """A neutral render of a synthetic identity at the pipeline's frame size (uint8 H x W x 3)."""
