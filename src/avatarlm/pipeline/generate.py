@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,6 +67,13 @@ def load_image(path: str | os.PathLike[str], height: int, width: int) -> np.ndar
         image = Image.open(path).convert("RGB")
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path}: cannot read image ({e})") from None
+    return fit_image(image, height, width)
+
+
+def fit_image(image: Any, height: int, width: int) -> np.ndarray:
+    """A PIL RGB image as uint8 (height, width, 3): centre-cropped to the aspect ratio, then resized."""
+    from PIL import Image
+
     w, h = image.size
     scale = min(w / width, h / height)
     cw, ch = int(width * scale), int(height * scale)

@@ -1,0 +1,53 @@
+"""`avatarlm serve`: the live avatar in a browser (and over a WebSocket API)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+
+def add_serve_parser(sub: Any) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="serve the live avatar: a web page and a WebSocket API",
+        description="Open http://HOST:PORT/ in a browser. Binds to loopback unless --host says otherwise; "
+        "set a token (--token or AVATARLM_TOKEN) before exposing it. Protocol: avatarlm.serve.protocol.",
+    )
+    serve.add_argument("--model", required=True, help="pipeline folder")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-sessions", type=int, default=2, help="concurrent sessions (default: 2)")
+    serve.add_argument("--idle-seconds", type=float, default=300.0, help="close sessions silent this long")
+    serve.add_argument("--token", default=None, help="API token (default: $AVATARLM_TOKEN; none: open)")
+    serve.add_argument("--lip-strength", type=float, default=1.0, help="guidance on the audio (costs 2x)")
+    serve.add_argument("--seed", type=int, default=0, help="noise seed of every session")
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from avatarlm.pipeline.folder import load_pipeline
+    from avatarlm.pipeline.session import SessionConfig
+    from avatarlm.serve.app import ServeConfig, create_app
+
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be in 1..65535, got {args.port}")
+    token = args.token or os.environ.get("AVATARLM_TOKEN") or None
+    config = ServeConfig(max_sessions=args.max_sessions, idle_seconds=args.idle_seconds, token=token)
+    session = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
+    pipe = load_pipeline(args.model)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        print(
+            f"warning: serving on {args.host} without a token: anyone who reaches it can use it",
+            file=sys.stderr,
+        )
+    print(f"avatarlm: serving {args.model} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    uvicorn.run(
+        create_app(pipe, config, session),
+        host=args.host,
+        port=args.port,
+        ws_max_size=8 * 1024 * 1024,
+        log_level="warning",
+    )
