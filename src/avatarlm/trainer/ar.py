@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -34,8 +34,11 @@ from avatarlm.trainer.loss_log import LossLog
 _VAL_KEY = 2**31 - 1  # generator key of the validation pass (never a training step)
 
 
-def window_sampler(cfg: ARTrainConfig, clips: Sequence[ARClip]) -> WindowSampler:
-    """The sampler a run of ``cfg`` uses over ``clips`` (audio history defaults to the receptive field)."""
+def window_sampler(
+    cfg: ARTrainConfig, clips: Sequence[ARClip], clip_weights: Sequence[float] | None = None
+) -> WindowSampler:
+    """The sampler a run of ``cfg`` uses over ``clips`` (audio history defaults to the receptive field);
+    ``clip_weights``: see :class:`WindowSampler`."""
     cond = cfg.model.conditions
     history = cfg.audio_history_frames
     if history is None:
@@ -50,6 +53,7 @@ def window_sampler(cfg: ARTrainConfig, clips: Sequence[ARClip]) -> WindowSampler
         modalities=cond.modalities,
         audio_lookahead_frames=cond.lookahead_frames,
         face_fields=cfg.model.face_probe_fields if cfg.model.face_probe_weight > 0 else (),
+        clip_weights=clip_weights,
     )
 
 
@@ -102,12 +106,15 @@ def train_ar(
     ctx: DistributedContext | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    init_state: Mapping[str, torch.Tensor] | None = None,
 ) -> ARModel:
     """Train until ``steps`` optimizer steps, resuming from ``out_dir/checkpoints`` when one is there.
 
     Every process draws the same global batch of windows and computes the micro batches assigned to its
     rank; gradients are averaged over processes. ``stop_after`` ends this call early after that many
-    steps (the schedule still runs to ``steps``), as a kill would — for tests of resume. Returns the model
+    steps (the schedule still runs to ``steps``), as a kill would — for tests of resume. ``init_state``
+    (a state dict of ``cfg.model``, loaded strictly) is what a fresh run starts from instead of a random
+    model, e.g. to fine-tune; a checkpoint in ``out_dir`` still wins over it. Returns the model
     with EMA weights (also written to ``out_dir/model`` by the main process when ``steps`` is reached).
     """
     if steps < 1:
@@ -127,6 +134,8 @@ def train_ar(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = ARModel(cfg.model).to(device)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     ema = copy.deepcopy(model).requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     decay, no_decay = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]

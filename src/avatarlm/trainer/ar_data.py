@@ -119,7 +119,11 @@ class WindowBatch:
 
 
 class WindowSampler:
-    """Draws windows (uniform over every valid start of every clip) and assembles them into batches."""
+    """Draws windows (uniform over every valid start of every clip) and assembles them into batches.
+
+    ``clip_weights`` (one per clip given, >= 0) scale how likely each clip's windows are, e.g. to give
+    dialogue clips a set share of the windows; by default every valid window is equally likely.
+    """
 
     def __init__(
         self,
@@ -132,6 +136,7 @@ class WindowSampler:
         modalities: Sequence[str] = ("audio", "pose", "text"),
         audio_lookahead_frames: int = 0,
         face_fields: Sequence[str] = (),
+        clip_weights: Sequence[float] | None = None,
     ) -> None:
         if frames < 2:
             raise ValueError(f"a window needs at least 2 frames (reference + 1), got {frames}")
@@ -146,7 +151,11 @@ class WindowSampler:
         unknown = [f for f in face_fields if f not in FACE_STATE_FIELDS]
         if unknown:
             raise ValueError(f"unknown face fields {unknown}; known: {FACE_STATE_FIELDS}")
-        self.clips = [c for c in clips if c.n_frames >= frames]
+        weights = np.ones(len(clips)) if clip_weights is None else np.asarray(clip_weights, np.float64)
+        if weights.shape != (len(clips),) or not np.all(weights >= 0):
+            raise ValueError(f"clip_weights must be {len(clips)} values >= 0, got shape {weights.shape}")
+        keep = [i for i, c in enumerate(clips) if c.n_frames >= frames]
+        self.clips = [clips[i] for i in keep]
         if not self.clips:
             raise ValueError(f"no clip has the {frames} frames a window needs ({len(clips)} clips given)")
         self.frames = frames
@@ -160,6 +169,9 @@ class WindowSampler:
         self.contiguous_reference = contiguous_reference
         self.modalities = tuple(modalities)
         starts = np.array([c.n_frames - frames + 2 for c in self.clips], dtype=np.float64)  # s in 1..N-F+1
+        starts *= weights[keep]
+        if starts.sum() <= 0:
+            raise ValueError("every clip long enough for a window has weight 0")
         self._p = starts / starts.sum()
 
     def draw(self, rng: np.random.Generator, batch: int) -> list[Window]:

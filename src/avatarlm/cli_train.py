@@ -1,0 +1,154 @@
+"""`avatarlm train ...`: the training commands (autoencoder, AR model, duplex fine-tuning, everything)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+# the default is a constant of the trainer module, which imports torch: keep `avatarlm --help` light
+DEFAULT_DIALOGUE_FRACTION = 0.75
+
+
+def add_train_parser(sub: Any) -> None:
+    """Add ``train`` and its subcommands to the top-level subparsers ``sub``."""
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="train_command", required=True)
+    ae = train.add_parser("ae", help="train the deep-compression autoencoder on a dataset")
+    ae.add_argument("--preset", default="tiny", help="autoencoder preset: tiny, small_f32, small_f64")
+    ae.add_argument("--data", required=True, help="dataset folder written by `avatarlm data synth`")
+    ae.add_argument(
+        "--out", required=True, help="run folder (checkpoints; a rerun resumes; model in OUT/model)"
+    )
+    ae.add_argument("--steps", type=int, required=True, help="total optimiser steps")
+    ae.add_argument("--stage", default="spatial", choices=["spatial", "temporal", "joint"])
+    ae.add_argument("--init-from", default=None, help="model folder of the previous stage")
+    ae.add_argument("--batch", type=int, default=16, help="clips per step")
+    ae.add_argument("--window", type=int, default=1, help="frames per clip (temporal stages: e.g. 4)")
+    ae.add_argument("--max-clips", type=int, default=None, help="load at most this many clips (memory)")
+    ae.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+
+    ar = train.add_parser("ar", help="train the AR model on cached latents (torchrun for several processes)")
+    ar.add_argument("--preset", default="tiny", help="AR training preset (default: tiny)")
+    ar.add_argument("--data", required=True, help="dataset folder with cached latents (`avatarlm ae encode`)")
+    ar.add_argument("--ae", required=True, help="the autoencoder folder the latents were encoded with")
+    ar.add_argument("--tag", default=None, help="latent set name (default: the autoencoder folder's name)")
+    ar.add_argument("--out", required=True, help="run folder (a rerun resumes; pipeline in OUT/pipeline)")
+    ar.add_argument("--steps", type=int, required=True, help="total optimiser steps")
+    ar.add_argument("--device", default="cpu", help="cpu or cuda")
+    ar.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+
+    duplex = train.add_parser(
+        "duplex", help="fine-tune a pipeline's AR model to hear two streams (self, partner) on dialogues"
+    )
+    duplex.add_argument("--init", required=True, help="pipeline folder to start from (mono or duplex)")
+    duplex.add_argument("--data", required=True, help="dataset folder with cached latents of INIT/ae")
+    duplex.add_argument("--tag", default=None, help="latent set name (default: the dataset's only one)")
+    duplex.add_argument("--out", required=True, help="run folder (a rerun resumes; pipeline in OUT/pipeline)")
+    duplex.add_argument("--steps", type=int, required=True, help="total optimiser steps")
+    duplex.add_argument(
+        "--dialogue-fraction",
+        type=float,
+        default=DEFAULT_DIALOGUE_FRACTION,
+        help=f"share of windows cut from dialogue clips (default {DEFAULT_DIALOGUE_FRACTION})",
+    )
+    duplex.add_argument("--device", default="cpu", help="cpu or cuda")
+    duplex.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field"
+    )
+
+    everything = train.add_parser(
+        "all", help="build the default model from nothing: data, autoencoder, latents, AR (resumable)"
+    )
+    everything.add_argument("--preset", default="tiny", help="AE and AR preset (default: tiny)")
+    everything.add_argument(
+        "--ae-preset", default=None, help="autoencoder preset or JSON (default: --preset)"
+    )
+    everything.add_argument("--ar-preset", default=None, help="AR preset or JSON (default: --preset)")
+    everything.add_argument("--out", required=True, help="run folder (a rerun resumes; OUT/ar/pipeline)")
+    everything.add_argument("--hours", type=float, default=1.0, help="hours of synthetic video (default 1)")
+    everything.add_argument("--workers", type=int, default=2, help="synthesis processes (default 2)")
+    everything.add_argument("--seed", type=int, default=0)
+    everything.add_argument("--ae-steps", type=int, default=3500)
+    everything.add_argument("--ae-temporal-steps", type=int, default=600, help="0 skips the temporal stage")
+    everything.add_argument("--ar-steps", type=int, default=1500)
+    everything.add_argument("--device", default="cpu", help="cpu or cuda (AR stage)")
+    everything.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override an AR config field"
+    )
+
+
+def _overrides(pairs: list[str]) -> dict[str, object]:
+    import json
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _train_ae(args: argparse.Namespace) -> None:
+    from avatarlm.config import AETrainConfig
+    from avatarlm.trainer.ae_run import run_ae_training
+
+    cfg = AETrainConfig.from_preset_or_file(
+        args.preset, stage=args.stage, init_from=args.init_from, **_overrides(args.set)
+    )
+    model = run_ae_training(cfg, args.data, args.out, args.steps, args.batch, args.window, args.max_clips)
+    print(f"wrote {model}")
+
+
+def _train_ar(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from avatarlm.trainer.ar_run import run_ar_training
+
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    tag = args.tag or Path(args.ae).resolve().name
+    path = run_ar_training(
+        args.preset, args.data, args.ae, tag, args.out, args.steps, args.device, _overrides(args.set)
+    )
+    if path is not None:
+        print(f"wrote {path}")
+
+
+def _train_duplex(args: argparse.Namespace) -> None:
+    from avatarlm.trainer.duplex_run import run_duplex_training
+
+    path = run_duplex_training(
+        args.init, args.data, args.out, args.steps, args.tag, args.device, _overrides(args.set),
+        args.dialogue_fraction,
+    )  # fmt: skip
+    if path is not None:
+        print(f"wrote {path}")
+
+
+def _train_all(args: argparse.Namespace) -> None:
+    from avatarlm.trainer.train_all import TrainAllPlan, budget_table, train_all
+
+    plan = TrainAllPlan(
+        ae_preset=args.ae_preset or args.preset,
+        ar_preset=args.ar_preset or args.preset,
+        hours=args.hours,
+        seed=args.seed,
+        ae_steps=args.ae_steps,
+        ae_temporal_steps=args.ae_temporal_steps,
+        ar_steps=args.ar_steps,
+        ar_overrides=_overrides(args.set),
+        workers=args.workers,
+        device=args.device,
+    )
+    reports = train_all(plan, args.out)
+    print(budget_table(reports))
+    print(f"wrote {args.out}/ar/pipeline")
+
+
+def run_train(args: argparse.Namespace) -> None:
+    """Run the ``train`` subcommand ``args`` asks for."""
+    commands = {"ae": _train_ae, "ar": _train_ar, "duplex": _train_duplex, "all": _train_all}
+    commands[args.train_command](args)
