@@ -57,9 +57,10 @@ def test_frames_follow_the_clock_without_input(mono_pipe):
 
 def test_the_voice_leaves_with_its_frame(mono_pipe):
     live = LiveSession(mono_pipe)
-    run(live, 0.4)
+    frames, voices, _ = run(live, 0.4)
     live.handle(P.Say("Hello there.", "en"))
-    frames, voices, _ = run(live, 4.0, start=0.4)
+    later_frames, later_voices, _ = run(live, 4.0, start=0.4)
+    frames.update(later_frames), voices.update(later_voices)
     assert set(voices) == set(frames)
     speech = speak_text("Hello there.", "en")
     sent = np.concatenate([voices[i] for i in sorted(voices)])
@@ -139,3 +140,12 @@ def test_refused_commands(mono_pipe):
         live.handle(P.Reset(image=b"not an image"))
     frames, _, _ = run(live, 0.5)  # the session goes on
     assert 0 in frames
+
+
+def test_the_clock_waits_for_a_slow_generator(mono_pipe):
+    live = LiveSession(mono_pipe, max_lag=0.2)
+    frames, _, _ = split(live.tick(3.0))  # 3 s pass at once, as if generation had stalled
+    assert len(frames) <= (0.2 + (2 + 1) / FPS) * FPS + 1  # not 3 s of backlog
+    assert live.stats.slipped > 2.5
+    more, _, _ = run(live, 4.0, start=3.0)  # then it runs on the clock again, from where it waited
+    assert sorted(more) == list(range(len(frames), len(frames) + 25))

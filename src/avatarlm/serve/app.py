@@ -72,6 +72,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(warm_up, pipe, session)  # the first frames of a process are slow
         yield
         for ws in list(app.state.live):  # graceful shutdown: tell every client
             with suppress(RuntimeError):
@@ -141,6 +142,12 @@ def create_app(
             app.state.live.discard(ws)
 
     return app
+
+
+def warm_up(pipe: Pipeline, session: SessionConfig | None) -> None:
+    """Generate a few frames once, so the first visitor does not wait for PyTorch's first calls."""
+    live = LiveSession(pipe, 0, session)
+    live.tick(0.3)
 
 
 async def run_session(

@@ -5,6 +5,10 @@ server calls :meth:`LiveSession.tick` on a worker thread, the tests call it with
 Both audio streams are paced by the clock: each tick pushes exactly the samples due since the last one,
 taken from the speech queue (text the avatar says) and the microphone queue, silence where they run dry.
 So the avatar idles when nobody speaks, and a late or bursty microphone cannot push the video clock.
+
+When generation falls behind the clock (a slow machine, too many sessions), the clock slips: it waits for
+the frames instead of queueing audio they cannot keep up with, so latency stays bounded (``max_lag``
+past the look-ahead) and the video plays slower instead of later and later; ``stats.slipped`` says how much.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class LiveStats:
     """Latency of the frames sent lately: audio-to-lip = sent time - the time its audio was due."""
 
     frames: int = 0
+    slipped: float = 0.0  # seconds the clock waited for generation
     sent: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_WINDOW))  # wall times
     latency: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_WINDOW))
     compute: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_WINDOW))
@@ -51,6 +56,7 @@ class LiveStats:
             "latency_ms_p50": ms(self.latency, 50),
             "latency_ms_p95": ms(self.latency, 95),
             "compute_ms_p95": ms(self.compute, 95),
+            "slipped_s": round(self.slipped, 2),
         }
 
 
@@ -98,11 +104,18 @@ class LiveSession:
     """``handle(command)`` / ``hear(pcm16 bytes)`` as messages arrive; ``tick(now)`` -> messages to send."""
 
     def __init__(
-        self, pipe: Pipeline, identity: int = 0, config: SessionConfig | None = None, jpeg_quality: int = 80
+        self,
+        pipe: Pipeline,
+        identity: int = 0,
+        config: SessionConfig | None = None,
+        jpeg_quality: int = 80,
+        max_lag: float = 0.25,
     ) -> None:
         self.pipe, self.config, self.jpeg_quality = pipe, config or SessionConfig(), jpeg_quality
         self.duplex = pipe.model.config.conditions.audio_streams == 2
         self.fps = pipe.fps
+        mc = pipe.model.config
+        self.max_lag = max_lag + (mc.conditions.lookahead_frames + mc.chunk_size) / self.fps
         self._speech = SampleQueue(MAX_SPEECH_SECONDS)
         self._mic = SampleQueue(MAX_MIC_BACKLOG_SECONDS)
         self._mic_rate = SAMPLE_RATE
@@ -115,6 +128,7 @@ class LiveSession:
     def _restart(self, image: np.ndarray | None, identity: int | None) -> None:
         self.session = StreamingSession(self.pipe, image, identity, self.config)
         self.origin = time.perf_counter()  # wall time of video time 0
+        self._slipped = 0.0  # seconds the clock waited for generation
         self._pushed = 0  # samples pushed to each stream
         self._voice: deque[np.ndarray] = deque()  # the avatar's voice per frame not sent yet
         self._voice_rest = np.zeros(0, np.float32)
@@ -202,6 +216,12 @@ class LiveSession:
         return every frame it completes (JPEG, then its voice) and any notices."""
         if now is None:
             now = time.perf_counter() - self.origin
+        now -= self._slipped
+        lag = now - self.session.frames_out / self.fps
+        if lag > self.max_lag:  # generation is behind: the clock waits for it
+            self._slipped += lag - self.max_lag
+            self.stats.slipped += lag - self.max_lag
+            now -= lag - self.max_lag
         due = int(now * SAMPLE_RATE) - self._pushed
         if due > 0:
             self._push(due)
@@ -217,7 +237,7 @@ class LiveSession:
             self.stats.frames += 1
             sent = time.perf_counter()
             self.stats.sent.append(sent)
-            self.stats.latency.append(max(0.0, sent - self.origin - t))
+            self.stats.latency.append(max(0.0, sent - self.origin - self._slipped - t))
         for timing in self.session.timings:
             self.stats.compute.append(timing.compute)
         self.session.timings.clear()

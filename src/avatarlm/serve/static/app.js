@@ -146,7 +146,7 @@ async function startMic() {
     source.connect(tap); tap.connect(mute); mute.connect(audio.destination);
     mic = { stream, source, tap };
     $("mic").setAttribute("aria-pressed", "true");
-    $("mic").textContent = "🎤 Microphone on";
+    $("mic").textContent = "Microphone: on";
   } catch (err) {
     log(`microphone: ${err.message}`, "error");
   }
@@ -158,7 +158,7 @@ function stopMic() {
   mic.stream.getTracks().forEach((t) => t.stop());
   mic = null;
   $("mic").setAttribute("aria-pressed", "false");
-  $("mic").textContent = "🎤 Microphone off";
+  $("mic").textContent = "Microphone: off";
 }
 
 $("mic").onclick = () => (mic ? stopMic() : startMic());

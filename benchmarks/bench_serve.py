@@ -1,0 +1,148 @@
+"""How many live sessions `avatarlm serve` keeps in real time on this machine, and whether batching the
+sessions' frames into one forward pass would raise that number. Side by side in one run:
+
+1. K = 1, 2, 4, 8 concurrent WebSocket sessions against a real uvicorn server (the package's client, each
+   session speaking a long text): delivered fps per session (mean and worst), audio-to-lip latency p50/p95
+   and compute p95 as the server reports them after ``--seconds`` of streaming.
+2. Per-frame cost of the model (backbone + head + decode) for K sessions one after another (what the
+   server does today) vs one batched step of K rows: the ratio is what batching could buy.
+
+    python benchmarks/bench_serve.py                              # random-weight tiny AR + bundled tiny AE
+    python benchmarks/bench_serve.py --model runs/ar_tiny/pipeline --sessions 1,2,4 --seconds 10
+
+Speed does not depend on the weights, so the default needs nothing but the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatarlm.pipeline.folder import Pipeline, load_pipeline
+from avatarlm.serve.app import ServeConfig, create_app
+from avatarlm.serve.client import AvatarClient, Frame
+
+TEXT = (
+    "Good morning, and thank you for joining. Today I will tell you a long story about streaming video, "
+    "latency, and the many small things that make a conversation feel natural. "
+) * 4
+
+
+def serve(pipe: Pipeline, max_sessions: int):
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(pipe, ServeConfig(max_sessions=max_sessions)), port=port, log_level="error")
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, f"ws://127.0.0.1:{port}/ws"
+
+
+async def one_session(url: str, seconds: float, warmup: float, identity: int) -> dict:
+    async with AvatarClient(url, identity=identity) as avatar:
+        await avatar.say(TEXT)
+        start = time.monotonic()
+        counted, stats = 0, {}
+
+        async def read():
+            nonlocal counted, stats
+            async for event in avatar.events():
+                if isinstance(event, Frame) and time.monotonic() - start > warmup:
+                    counted += 1
+                elif isinstance(event, dict) and event.get("type") == "stats":
+                    stats = event
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(read(), seconds)
+    return {"fps": counted / (seconds - warmup), **stats}
+
+
+async def concurrent(url: str, k: int, seconds: float) -> list[dict]:
+    return list(await asyncio.gather(*(one_session(url, seconds, 2.0, i) for i in range(k))))
+
+
+@torch.no_grad()
+def frame_cost(pipe: Pipeline, rows: int, steps: int = 30) -> float:
+    """Seconds per step of backbone + head + decode for a batch of ``rows`` sessions."""
+    model, ae = pipe.model.eval(), pipe.autoencoder.eval()
+    cfg = model.config
+    ref = torch.randn(rows, cfg.tokens_per_frame, cfg.latent_channels)
+    state = model.start(ref)
+    cache = ae.new_cache()
+    cond = torch.zeros(rows, cfg.cond_tokens_per_frame, cfg.backbone.hidden_size)
+    _, h, w = ae.latent_shape
+    from avatarlm.autoencoder.tokens import tokens_to_grid
+
+    times = []
+    for i in range(steps):
+        t0 = time.perf_counter()
+        latent = model.step(state, cond)
+        ae.decode_step(tokens_to_grid(latent, h, w), cache)
+        if i >= 5:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="pipeline folder (default: random tiny AR)")
+    parser.add_argument("--sessions", default="1,2,4,8")
+    parser.add_argument("--seconds", type=float, default=10.0, help="streaming time per K")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    if args.model:
+        pipe = load_pipeline(args.model)
+    else:
+        from bench_streaming import default_pipeline
+
+        pipe = default_pipeline(Path(tempfile.mkdtemp()))
+    ks = [int(k) for k in args.sessions.split(",")]
+    print(
+        f"{torch.get_num_threads()} threads; {pipe.fps} fps video; {args.seconds:.0f} s per K (first 2 s not counted)"
+    )
+    print("\n1. concurrent sessions through the server")
+    print(
+        f"{'K':>3} {'fps mean':>9} {'fps worst':>9} {'lip p50 ms':>11} {'lip p95 ms':>11} {'compute p95':>12}  real time?"
+    )
+    server, url = serve(pipe, max(ks))
+    try:
+        for k in ks:
+            runs = asyncio.run(concurrent(url, k, args.seconds))
+            fps = [r["fps"] for r in runs]
+            p50 = max(r.get("latency_ms_p50") or 0 for r in runs)
+            p95 = max(r.get("latency_ms_p95") or 0 for r in runs)
+            comp = max(r.get("compute_ms_p95") or 0 for r in runs)
+            ok = "yes" if min(fps) >= 0.95 * pipe.fps and p95 < 1000 else "no"
+            print(f"{k:>3} {np.mean(fps):9.1f} {min(fps):9.1f} {p50:11.0f} {p95:11.0f} {comp:12.1f}  {ok}")
+            time.sleep(1.0)
+    finally:
+        server.should_exit = True
+    print("\n2. model cost per frame: K sessions one by one vs one batched step of K rows")
+    print(
+        f"{'K':>3} {'one by one ms':>14} {'batched ms':>11} {'speed-up':>9} {'batched sessions in real time':>30}"
+    )
+    single = frame_cost(pipe, 1)
+    for k in ks:
+        batched = frame_cost(pipe, k)
+        fits = int(1 / pipe.fps / (batched / k)) if batched > 0 else 0
+        print(
+            f"{k:>3} {k * single * 1000:14.1f} {batched * 1000:11.1f} {k * single / batched:8.2f}x {fits:>30}"
+        )
+
+
+if __name__ == "__main__":
+    main()
