@@ -17,7 +17,11 @@ def add_eval_parser(sub: Any) -> None:
     )
     report.add_argument("--model", help="pipeline folder (OUT/pipeline of `avatarlm train ar`)")
     report.add_argument("--out", help="report folder (report.md, report.json, PNG plots)")
-    report.add_argument("--quick", action="store_true", help="3 languages, 6 s clips, one 10 s session")
+    report.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 languages, 6 s clips, one 10 s session (and 2 dialogues for a duplex model)",
+    )
     report.add_argument("--probe", default="models/probe", help="pixel probe folder (default: models/probe)")
     report.add_argument(
         "--sessions", default=None, help="free-running session lengths in s, e.g. 10,60,600 (default 10,60)"

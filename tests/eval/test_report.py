@@ -13,6 +13,8 @@ from avatarlm.eval.report_write import headline, write_report
 from avatarlm.pipeline.folder import load_pipeline
 
 SMALL = ReportConfig(languages=("en", "el"), seconds=3.0, drift_seconds=(3.0,))
+DUPLEX = ReportConfig(languages=("en",), seconds=3.0, drift_seconds=(), dialogue_languages=("es",),
+                      dialogue_seconds=6.0)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +88,37 @@ def test_eval_command(folder, tmp_path, capsys, monkeypatch):
     assert "lip-sync r with the true mouth" in out and (tmp_path / "r" / "report.md").exists()
     assert not (tmp_path / "r" / "drift.png").exists()  # no sessions asked for
     assert "window roll: reencode" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_mono_model_skips_the_duplex_section(report, tmp_path):
+    assert not report.duplex.clips and "cannot hear the partner" in report.duplex.skipped
+    assert not any(name.startswith("duplex") for name in headline(report))
+    text = write_report(report, tmp_path / "mono").read_text()
+    assert "## Duplex" in text and "cannot hear the partner" in text
+
+
+def test_duplex_model_is_measured_on_dialogues_with_both_voices(tmp_path):
+    folder = random_pipeline_folder(tmp_path, audio_streams=2)
+    report = build_report(load_pipeline(folder), PixelProbe.from_pretrained("models/probe"), DUPLEX, "duplex")
+    (clip,) = report.duplex.clips
+    assert (
+        clip.key == "eval-dialogue-es-0" and clip.partner_only_frames >= 37 and clip.self_speech_frames >= 37
+    )
+    for measure in ("closed", "self_speech_mouth", "yaw_toward_partner", "listening_pitch"):
+        assert set(getattr(clip, measure)) == {"generated", "ceiling", "floor", "truth"}
+    assert (
+        report.duplex.closed_fraction("truth") >= 0.9 and report.duplex.self_speech_curve("truth")[0] >= 0.6
+    )
+    assert report.duplex.self_speech_curve("floor")[0] == 0.0 and clip.listening_pitch["floor"] == 0.0
+    rows = [name for name in headline(report) if name.startswith("duplex:")]
+    assert len(rows) == 2 and "bound ≥ 0.90" in rows[0] and "bound ≥ 0.6" in rows[1]
+    path = write_report(report, tmp_path / "report")
+    text = path.read_text()
+    assert "## Duplex" in text and "| head yaw towards the partner while listening, deg |" in text
+    assert "Bounds met by the generated frames" in text and "| eval-dialogue-es-0 | no |" in text
+    numbers = json.loads((tmp_path / "report" / "report.json").read_text())
+    closed = numbers["duplex"]["clips"][0]["closed"]["truth"]
+    assert (
+        closed[1] == clip.partner_only_frames
+        and numbers["headline"][rows[0]]["truth"] == f"{closed[0] / closed[1]:.2f}"
+    )

@@ -5,6 +5,11 @@ held-out voice where the language has one; the languages include Greek and Swahi
 on. Clip ``i`` of a language is a pure function of (language, i, seconds, size): two reports measure the
 same clips. Each clip holds one expression instruction (smile, surprise or sadness, in turn) from 1 s
 on, so instruction following is measured on every clip.
+
+Duplex models are also measured on dialogues (``dialogue_clips``): the same unseen faces and held-out voices,
+two parties taking turns, no instruction (the listening behaviour is the avatar's own). Each holds at least
+``MIN_TURN_SECONDS`` of the avatar speaking and of only the partner speaking, so both duplex measures have
+frames to read.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from avatarlm.trainer.ar_data import ARClip, clip_from_sample
 EXPRESSION_INSTRUCTIONS = ("smile", "look surprised", "look sad")
 QUICK_LANGUAGES = ("en", "zh", "el")
 FULL_LANGUAGES = ("en", "es", "fr", "de", "ru", "ja", "zh", "ar", "el", "sw")
+QUICK_DIALOGUE_LANGUAGES = ("en", "el")
+DIALOGUE_LANGUAGES = ("en", "es", "ja", "zh", "el", "sw")
+MIN_TURN_SECONDS = 1.5  # a dialogue clip's least time of self speech and of partner-only speech
+MIN_DIALOGUE_SECONDS = 2 * MIN_TURN_SECONDS + 1.0
 
 
 @dataclass
@@ -39,13 +48,19 @@ class EvalClip:
         return self.language in TEST_ONLY_LANGUAGES
 
 
-def clip_spec(language: str, index: int, seconds: float, size: int) -> ClipSpec:
-    digest = hashlib.sha256(f"eval:{language}:{index}".encode()).digest()
+def clip_spec(
+    language: str, index: int, seconds: float, size: int, kind: str = "monologue", attempt: int = 0
+) -> ClipSpec:
+    """The spec of evaluation clip ``index`` of ``language``; dialogues draw another seed per ``attempt``."""
+    name = (
+        f"eval:{language}:{index}" if kind == "monologue" else f"eval-dialogue:{language}:{index}:{attempt}"
+    )
+    digest = hashlib.sha256(name.encode()).digest()
     identities = split_identities("test", 64)
     return ClipSpec(
-        key=f"eval-{language}-{index}",
+        key=f"eval-{language}-{index}" if kind == "monologue" else f"eval-dialogue-{language}-{index}",
         seed=int.from_bytes(digest[:4], "little"),
-        kind="monologue",
+        kind=kind,
         language=language,
         identity_seed=identities[int.from_bytes(digest[4:6], "little") % len(identities)],
         partner_identity_seed=0,
@@ -70,3 +85,29 @@ def evaluation_clips(
             clip = make_clip(clip_spec(language, i, seconds, size), [span])
             sample = to_sample(clip)
             yield EvalClip(clip.spec.key, language, clip.frames, clip_from_sample(sample))
+
+
+def dialogue_clips(
+    languages: tuple[str, ...] | list[str],
+    per_language: int,
+    seconds: float,
+    size: int,
+    max_attempts: int = 20,
+) -> Iterator[EvalClip]:
+    """``per_language`` dialogues of about ``seconds`` s per language, each with at least
+    ``MIN_TURN_SECONDS`` of self speech and of partner-only speech (``truth["speaking"]`` and
+    ``truth["listening"]``): the first of the clip's seeds (attempts) that has both."""
+    if seconds < MIN_DIALOGUE_SECONDS:
+        raise ValueError(f"dialogue clips need at least {MIN_DIALOGUE_SECONDS:g} s, got {seconds}")
+    for language in languages:
+        for i in range(per_language):
+            for attempt in range(max_attempts):
+                clip = make_clip(clip_spec(language, i, seconds, size, "dialogue", attempt), [])
+                least = MIN_TURN_SECONDS * clip.spec.fps
+                if clip.truth.speaking.sum() >= least and clip.truth.listening.sum() >= least:
+                    break
+            else:
+                raise RuntimeError(
+                    f"no {seconds:g} s {language} dialogue with both turns in {max_attempts} seeds"
+                )
+            yield EvalClip(clip.spec.key, language, clip.frames, clip_from_sample(to_sample(clip)))

@@ -3,7 +3,9 @@ path: rolling window, streaming decode) and one step at a time under teacher for
 
 ``stream_clip`` feeds a session frame by frame exactly as a live client would — before frame j: its
 instruction, its pose (when the model takes pose), then the audio up to frame j's look-ahead — and loops the
-clip's inputs when asked for more frames than it has, for drift over long sessions.
+clip's inputs when asked for more frames than it has, for drift over long sessions. A duplex model (two
+audio streams) gets the partner's voice beside the avatar's (silence in a monologue); for dialogues the
+report pushes no pose, so the head's listening motion is the model's own.
 """
 
 from __future__ import annotations
@@ -35,22 +37,34 @@ def stream_clip(
     n_frames: int,
     config: SessionConfig | None = None,
     progress: bool = False,
+    *,
+    push_pose: bool = True,
 ) -> tuple[np.ndarray, list[FrameTiming]]:
     """Frames (n_frames, H, W, 3) of a session started from ``reference``: frame 0 is the decoded reference,
-    frame j is driven by clip frame j (mod the clip's length). Returns the frames and the session's timings."""
+    frame j is driven by clip frame j (mod the clip's length): the avatar's voice, the partner's too where
+    the model has two audio streams, and (``push_pose``, where the model takes pose) the true pose. Returns
+    the frames and the session's timings."""
     cfg = pipe.model.config.conditions
     spf, lookahead = cfg.samples_per_frame, cfg.lookahead_frames
     n_src = clip.n_frames
-    audio = looped(clip.audio[0, : n_src * spf].reshape(n_src, spf), n_frames + lookahead).reshape(-1)
+    # the clip's audio per frame (its duration rounds to whole frames, so it may lack part of the last one)
+    tracks = np.pad(clip.audio, ((0, 0), (0, max(0, n_src * spf - clip.audio.shape[1]))))
+    voices = [
+        looped(tracks[s, : n_src * spf].reshape(n_src, spf), n_frames + lookahead).reshape(-1)
+        for s in range(cfg.audio_streams)
+    ]
     session = StreamingSession(pipe, reference=reference, config=config)
+    pushes = [session.push_audio, session.push_partner_audio][: len(voices)]
     frames = [f for _, f in session.frames()]
-    session.push_audio(audio[: lookahead * spf])
+    for push, audio in zip(pushes, voices, strict=True):
+        push(audio[: lookahead * spf])
     for j in tqdm(range(1, n_frames), desc="session", disable=not progress, leave=False):
         src = j % n_src
         session.push_text(clip.texts[src])
-        if "pose" in cfg.modalities:
+        if push_pose and "pose" in cfg.modalities:
             session.push_pose(clip.pose[src], clip.keypoints[src])
-        session.push_audio(audio[(j + lookahead - 1) * spf : (j + lookahead) * spf])
+        for push, audio in zip(pushes, voices, strict=True):
+            push(audio[(j + lookahead - 1) * spf : (j + lookahead) * spf])
         frames += [f for _, f in session.frames()]
     if len(frames) != n_frames:
         raise RuntimeError(f"the session made {len(frames)} frames for {n_frames} frames of input")

@@ -4,8 +4,9 @@ Clips come from the synthetic world on demand (``eval_clips.py``: unseen faces, 
 no model trains on), so the report needs no dataset. Each clip is scored from pixels by the pixel probe in
 three versions side by side: the model's own frames from a streaming session (``generated``), the
 autoencoder's reconstruction of the true frames (``ceiling``: the best a model working in this latent space
-can reach) and the first true frame held still (``floor``: a still face scores lip-sync 0). Long sessions
-measure drift and compute latency. ``report_write.py`` turns a :class:`Report` into report.md and plots.
+can reach) and the first true frame held still (``floor``: a still face scores lip-sync 0). Duplex models
+are also measured on dialogues (``duplex_report.py``). Long sessions measure drift and compute latency.
+``report_write.py`` turns a :class:`Report` into report.md and plots.
 """
 
 from __future__ import annotations
@@ -30,9 +31,13 @@ from avatarlm.eval.clip_metrics import (
     static_distance,
     static_mask,
 )
+from avatarlm.eval.duplex_report import DuplexResult, measure_duplex
 from avatarlm.eval.eval_clips import (
+    DIALOGUE_LANGUAGES,
     EXPRESSION_INSTRUCTIONS,
     FULL_LANGUAGES,
+    MIN_DIALOGUE_SECONDS,
+    QUICK_DIALOGUE_LANGUAGES,
     QUICK_LANGUAGES,
     EvalClip,
     evaluation_clips,
@@ -51,8 +56,9 @@ DEGRADATIONS = (("blur", 1.0), ("blur", 2.0), ("noise", 8.0), ("noise", 16.0))
 
 @dataclass
 class ReportConfig:
-    """What to measure: ``languages`` x ``clips_per_language`` clips of ``seconds`` s, and free-running
-    sessions of each of ``drift_seconds`` s (their inputs loop the first clip's)."""
+    """What to measure: ``languages`` x ``clips_per_language`` clips of ``seconds`` s, one dialogue of
+    ``dialogue_seconds`` s per ``dialogue_languages`` (duplex models only), and free-running sessions of each
+    of ``drift_seconds`` s (their inputs loop the first clip's)."""
 
     languages: tuple[str, ...] = FULL_LANGUAGES
     clips_per_language: int = 1
@@ -61,16 +67,25 @@ class ReportConfig:
     max_lag: int = 3
     seed: int = 0
     roll: str = "rotate"  # the sessions' window roll (SessionConfig.roll)
+    dialogue_languages: tuple[str, ...] = DIALOGUE_LANGUAGES
+    dialogue_seconds: float = 10.0
 
     @classmethod
     def quick(cls) -> ReportConfig:
-        return cls(languages=QUICK_LANGUAGES, seconds=6.0, drift_seconds=(10.0,))
+        return cls(
+            languages=QUICK_LANGUAGES,
+            seconds=6.0,
+            drift_seconds=(10.0,),
+            dialogue_languages=QUICK_DIALOGUE_LANGUAGES,
+        )
 
     def __post_init__(self) -> None:
         if not self.languages or self.clips_per_language < 1:
             raise ValueError("a report needs at least one language and one clip per language")
         if self.seconds < 2.0 or any(s < 2.0 for s in self.drift_seconds):
             raise ValueError("clips and drift sessions must last at least 2 s")
+        if self.dialogue_seconds < MIN_DIALOGUE_SECONDS:
+            raise ValueError(f"dialogues must last at least {MIN_DIALOGUE_SECONDS:g} s")
 
 
 @dataclass
@@ -111,6 +126,7 @@ class Report:
     drift: list[DriftRun]
     traces: list[dict[str, Any]]  # a few clips' mouth traces for the plot
     strip: dict[str, np.ndarray]  # source -> frames at a few times of the first clip, for the picture
+    duplex: DuplexResult = field(default_factory=lambda: DuplexResult(skipped="skipped: not measured"))
 
 
 def mean_curve(curves: list[dict[int, float]]) -> dict[int, float]:
@@ -166,7 +182,11 @@ def build_report(
         raise ValueError("the report renders square clips; this pipeline's frames are not square")
     session = SessionConfig(seed=config.seed, roll=config.roll)
     n_clips = len(config.languages) * config.clips_per_language
-    bar = tqdm(total=n_clips + len(config.drift_seconds), desc="eval report", disable=not progress)
+    duplex = pipe.model.config.conditions.audio_streams == 2
+    n_dialogues = len(config.dialogue_languages) if duplex else 0
+    bar = tqdm(
+        total=n_clips + n_dialogues + len(config.drift_seconds), desc="eval report", disable=not progress
+    )
     scores: list[ClipScores] = []
     traces: list[dict[str, Any]] = []
     teacher: dict[str, list[np.ndarray]] = {s: [] for s in SOURCES}  # next frames, truth included
@@ -222,13 +242,16 @@ def build_report(
         frechet[f"true frames, {kind} {strength:g}"] = distance(
             frame_features(probe.embed(degraded), degraded)
         )
+    dialogues = measure_duplex(
+        pipe, probe, config.dialogue_languages, config.dialogue_seconds, config.max_lag, session, bar
+    )
     drift = []
     for seconds in config.drift_seconds:
         bar.set_postfix_str(f"{seconds:g} s session")
         drift.append(drift_run(pipe, probe, first, seconds, session))
         bar.update()
     bar.close()
-    return Report(model_name, config, scores, teacher_forced, frechet, drift, traces, strip)
+    return Report(model_name, config, scores, teacher_forced, frechet, drift, traces, strip, dialogues)
 
 
 def drift_run(

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from avatarlm.eval.duplex_report import duplex_headline, duplex_markdown
 from avatarlm.eval.lipsync import best_lag
 from avatarlm.eval.report import Report, mean_curve
 
@@ -63,6 +64,7 @@ def headline(report: Report) -> dict[str, dict[str, str]]:
     out["Fréchet distance to the true frames (probe features)"] = {
         s: f"{report.frechet[s]:.2f}" if s in report.frechet else "0" for s in COLUMNS
     }
+    out.update(duplex_headline(report.duplex))
     return out
 
 
@@ -100,6 +102,7 @@ def markdown(report: Report, plots: dict[str, str]) -> str:
               "each standardised by the true frames' statistics. The degraded true frames show that blur and "
               "noise raise it.", "", "| frames | distance |", "|---|---|"]  # fmt: skip
     lines += [f"| {name} | {value:.2f} |" for name, value in report.frechet.items()]
+    lines += duplex_markdown(report.duplex, HEADERS)
     if report.drift:
         lines += ["", "## Long sessions: drift and compute", "",
                   "Free-running sessions whose inputs loop the first clip's. Static-region distance: mean absolute "
