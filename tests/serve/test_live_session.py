@@ -108,7 +108,7 @@ def test_microphone_rates_and_backlog(mono_pipe):
     for _ in range(6):  # 3 s more, at once: faster than real time
         live.hear(np.zeros(24000, "<i2").tobytes())
     notices = [m for m in live.tick(0.0) if isinstance(m, dict)]
-    assert [m["type"] for m in notices] == ["warning"] and "faster than real time" in notices[0]["message"]
+    assert [m["type"] for m in notices] == ["warning"] and "piling up" in notices[0]["message"]
     assert live._mic.size <= MAX_MIC_BACKLOG_SECONDS * 16000
 
 
@@ -149,3 +149,36 @@ def test_the_clock_waits_for_a_slow_generator(mono_pipe):
     assert live.stats.slipped > 2.5
     more, _, _ = run(live, 4.0, start=3.0)  # then it runs on the clock again, from where it waited
     assert sorted(more) == list(range(len(frames), len(frames) + 25))
+
+
+def test_conversation_mode_answers_a_turn_and_yields_to_barge_in(duplex_pipe):
+    from avatarlm.apps.responder import ScriptedResponder
+    from avatarlm.serve.live_conversation import LiveConversation
+
+    live = LiveSession(
+        duplex_pipe,
+        conversation=lambda lang: LiveConversation(lang, ScriptedResponder(["Nice to meet you."])),
+    )
+    live.handle(P.Conversation(True, "en"))
+    with pytest.raises(P.ProtocolError, match="unknown language"):
+        live.handle(P.Conversation(True, "xx"))
+    live.handle(P.Conversation(True, "en"))
+    user = speak_text("Hello, how are you today?", "en")
+    pcm = (np.concatenate([user, np.zeros(24000, np.float32)]) * 32767).astype("<i2")
+    frames, voices, notices = {}, {}, []
+    t = 0.0
+    for chunk in np.array_split(pcm, len(pcm) // 1600):  # 0.1 s messages, as a browser sends them
+        live.hear(chunk.tobytes())
+        t += len(chunk) / 16000
+        f, v, n = split(live.tick(t))
+        frames.update(f), voices.update(v), notices.extend(n)
+    turns = [n for n in notices if n["type"] == "turn"]
+    assert len(turns) == 1 and turns[0]["answer"] == "[offline] Nice to meet you."
+    assert turns[0]["heard"]  # the recogniser heard something
+    answering = run(live, t + 0.2, start=t)[1]  # the answer (1.5 s of speech) began at the end of the turn
+    assert any(v.any() for v in answering.values())  # the avatar answers aloud
+    live.hear((speak_text("Wait, stop.", "en") * 32767).astype("<i2")[:8000].tobytes())  # the user cuts in
+    _, after, notices = run(live, t + 0.8, start=t + 0.2)  # (its end of turn comes 0.6 s after it ends)
+    assert [n["type"] for n in notices] == ["barge_in"]
+    cut = int(notices[0]["seconds"] * FPS) + 3  # a frame's chunk and the frames in flight
+    assert all(not v.any() for i, v in after.items() if i > cut)

@@ -53,6 +53,10 @@ def open_page(url: str, screenshot=None) -> dict:
                 let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i] + d[i + 1] + d[i + 2];
                 return s / (d.length / 4) / 3; }"""
             )
+            page.click("#converse")  # conversation mode on the fake microphone's beeps
+            page.wait_for_function(
+                "document.getElementById('converse').getAttribute('aria-pressed') === 'true'"
+            )
             before = page.evaluate("window.avatarlm.frames")
             page.fill("#identity", "5")
             page.click("#new-face")
@@ -60,7 +64,14 @@ def open_page(url: str, screenshot=None) -> dict:
             if screenshot is not None:
                 page.screenshot(path=str(screenshot))
             log = page.locator("#log li").all_inner_texts()
-            return {"instructions": instructions, "ink": ink, "log": log, "errors": errors}
+            errors_shown = page.locator("#log li.error").all_inner_texts()
+            return {
+                "instructions": instructions,
+                "ink": ink,
+                "log": log,
+                "errors": errors,
+                "errors_shown": errors_shown,
+            }
         finally:
             browser.close()
 
@@ -74,5 +85,6 @@ def test_the_page_in_headless_chromium(mono_pipe, tmp_path):
     assert result["errors"] == []
     assert result["instructions"] == 8
     assert result["ink"] > 5  # the canvas shows a frame, not black
-    assert result["log"] == []  # no error or warning reached the page
+    assert "conversation on: talk, then pause; speak over the avatar to interrupt it" in result["log"]
+    assert result["errors_shown"] == []  # no error reached the page (a loaded machine may warn)
     assert shot.stat().st_size > 10_000

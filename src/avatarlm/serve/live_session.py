@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.generate import domain_warning, fit_image, speak_text
 from avatarlm.pipeline.session import SessionConfig, StreamingSession
 from avatarlm.serve import protocol as P
+from avatarlm.serve.live_conversation import LiveConversation
 
 MAX_SPEECH_SECONDS = 120.0  # queued text-to-speech
 MAX_MIC_BACKLOG_SECONDS = 1.0  # microphone audio ahead of the clock (a client sending too fast)
@@ -110,6 +112,7 @@ class LiveSession:
         config: SessionConfig | None = None,
         jpeg_quality: int = 80,
         max_lag: float = 0.25,
+        conversation: Callable[[str], LiveConversation] = LiveConversation,
     ) -> None:
         self.pipe, self.config, self.jpeg_quality = pipe, config or SessionConfig(), jpeg_quality
         self.duplex = pipe.model.config.conditions.audio_streams == 2
@@ -123,6 +126,8 @@ class LiveSession:
         self._mic_warned = False
         self._pending: list[dict[str, Any]] = []
         self.stats = LiveStats()
+        self._new_conversation = conversation  # language -> LiveConversation
+        self.conversation: LiveConversation | None = None
         self._restart(None, identity)
 
     def _restart(self, image: np.ndarray | None, identity: int | None) -> None:
@@ -163,13 +168,32 @@ class LiveSession:
             self._pending.append(
                 {
                     "type": "warning",
-                    "message": "microphone audio arrives faster than real time: dropping the excess",
+                    "message": "microphone audio is piling up (sent faster than real time, or the server is "
+                    "behind): dropping the oldest",
                 }
             )
 
     def handle(self, command: P.Command) -> None:
         """Apply one command; a refused one raises ProtocolError with a message for the client."""
-        if isinstance(command, P.Say):
+        if isinstance(command, P.Say) and self.conversation is not None:
+            try:
+                self.conversation.say(command.text)
+            except ValueError as e:
+                raise P.ProtocolError(str(e)) from None
+        elif isinstance(command, P.Stop) and self.conversation is not None:
+            self.conversation.stop()
+        elif isinstance(command, P.Conversation):
+            self._speech.clear()
+            self.conversation = None
+            if command.on:
+                from avatarlm.data.speech.languages import get_language
+
+                try:
+                    get_language(command.lang)
+                except ValueError as e:
+                    raise P.ProtocolError(str(e)) from None
+                self.conversation = self._new_conversation(command.lang)
+        elif isinstance(command, P.Say):
             try:
                 speech = speak_text(command.text, command.lang)
             except ValueError as e:
@@ -223,6 +247,8 @@ class LiveSession:
             self.stats.slipped += lag - self.max_lag
             now -= lag - self.max_lag
         due = int(now * SAMPLE_RATE) - self._pushed
+        if self.conversation is not None:  # the duplex loop runs in whole chunks
+            due -= due % self.conversation.tick_samples
         if due > 0:
             self._push(due)
         out: list[bytes | dict[str, Any]] = list(self._pending)
@@ -244,14 +270,19 @@ class LiveSession:
         return out
 
     def _push(self, n: int) -> None:
-        speech = self._speech.take(n)
         mic = self._mic.take(n)
-        own = speech if self.duplex else np.clip(speech + mic, -1.0, 1.0)
+        if self.conversation is not None:  # the avatar's voice: its answers
+            speech, notices = self.conversation.feed(mic)
+            self._pending.extend(notices)
+            own = speech
+        else:  # the avatar's voice: what it was told to say (and the microphone, for one-stream models)
+            speech = self._speech.take(n)
+            own = speech if self.duplex else np.clip(speech + mic, -1.0, 1.0)
         self.session.push_audio(own)
         if self.duplex:
             self.session.push_partner_audio(mic)
         self._pushed += n
-        voice = np.concatenate([self._voice_rest, speech])  # the avatar's voice is what it was told to say
+        voice = np.concatenate([self._voice_rest, speech])  # what the avatar says goes back to the client
         per_frame = SAMPLE_RATE // self.fps
         whole = len(voice) // per_frame * per_frame
         self._voice.extend(voice[:whole].reshape(-1, per_frame))

@@ -10,13 +10,16 @@ Client -> server
       ``{"type": "audio_format", "sample_rate": 48000}``         the rate of the binary audio that follows
       ``{"type": "reset", "identity": 7}`` or ``{"type": "reset", "image": "<base64 PNG/JPEG>"}``  a new face
       ``{"type": "action", "id": 3}``                            world models only
+      ``{"type": "conversation", "on": true, "lang": "en"}``      conversation mode: the microphone's turns
+                                                                are transcribed, answered and spoken
   * binary messages: microphone audio, mono PCM16 little-endian at the declared rate (16 kHz until
     ``audio_format`` says otherwise). A duplex model hears it as the partner (it listens); a one-stream
     model as its own voice (it lip-syncs the microphone).
 
 Server -> client
   * JSON: ``ready`` (session facts), ``stats`` (once a second), ``warning``, ``error`` (the session goes on
-    unless the server closes the socket right after).
+    unless the server closes the socket right after); in conversation mode ``turn`` (what was heard, the
+    answer) and ``barge_in``.
   * binary, a 13-byte header ``<B I d`` (kind, index, seconds of video time) then the payload:
       kind 1: a video frame, JPEG; kind 2: the avatar's voice for the frame of the same index, PCM16 mono at
       16 kHz. Each frame's sound leaves with it, so a client that plays what it receives keeps lips and
@@ -88,7 +91,13 @@ class Action:
     id: int
 
 
-Command = Say | Stop | Instruction | Pose | AudioFormat | Reset | Action
+@dataclass(frozen=True)
+class Conversation:
+    on: bool
+    lang: str = "en"
+
+
+Command = Say | Stop | Instruction | Pose | AudioFormat | Reset | Action | Conversation
 
 
 def _field(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
@@ -174,8 +183,14 @@ def parse_command(text: str, keypoints: int) -> Command:
         if not 0 <= action < 2**16:
             raise ProtocolError("action.id must be in [0, 65536)")
         return Action(action)
+    if kind == "conversation":
+        on = msg.get("on")
+        if not isinstance(on, bool):
+            raise ProtocolError("conversation.on must be true or false")
+        return Conversation(on, str(_text(msg, "lang", required=False) or "en"))
     raise ProtocolError(
-        f"unknown message type {kind[:40]!r}; known: say, stop, instruction, pose, audio_format, reset, action"
+        f"unknown message type {kind[:40]!r}; known: say, stop, instruction, pose, audio_format, reset, action, "
+        "conversation"
     )
 
 

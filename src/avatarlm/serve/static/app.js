@@ -63,6 +63,12 @@ function onJson(m) {
     $("compute").textContent = m.compute_ms_p95 ?? "–";
   } else if (m.type === "error" || m.type === "warning") {
     log(m.message, m.type);
+  } else if (m.type === "turn") {
+    log(`you: ${m.heard || "(not understood)"}`);
+    log(`avatar: ${m.answer}`);
+    if (m.notice) log(m.notice, "warning");
+  } else if (m.type === "barge_in") {
+    log("(you interrupted: the avatar listens)");
   }
 }
 
@@ -162,3 +168,13 @@ function stopMic() {
 }
 
 $("mic").onclick = () => (mic ? stopMic() : startMic());
+
+// Conversation mode: the microphone's turns are transcribed and answered aloud; speak over it to interrupt.
+$("converse").onclick = async () => {
+  const on = $("converse").getAttribute("aria-pressed") !== "true";
+  if (on && !mic) await startMic();
+  send({ type: "conversation", on, lang: $("lang").value || "en" });
+  $("converse").setAttribute("aria-pressed", String(on));
+  $("converse").textContent = `Conversation: ${on ? "on" : "off"}`;
+  if (on) log("conversation on: talk, then pause; speak over the avatar to interrupt it");
+};
