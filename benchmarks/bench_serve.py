@@ -6,6 +6,8 @@ sessions' frames into one forward pass would raise that number. Side by side in 
    and compute p95 as the server reports them after ``--seconds`` of streaming.
 2. Per-frame cost of the model (backbone + head + decode) for K sessions one after another (what the
    server does today) vs one batched step of K rows: the ratio is what batching could buy.
+3. Encoding one frame for the wire: JPEG (what the WebSocket sends) vs VP8 and H.264 real-time encoders
+   (what WebRTC would send), on rendered avatar frames at the pipeline's size.
 
     python benchmarks/bench_serve.py                              # random-weight tiny AR + bundled tiny AE
     python benchmarks/bench_serve.py --model runs/ar_tiny/pipeline --sessions 1,2,4 --seconds 10
@@ -22,6 +24,7 @@ import socket
 import tempfile
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +100,43 @@ def frame_cost(pipe: Pipeline, rows: int, steps: int = 30) -> float:
     return float(np.median(times))
 
 
+def encode_costs(size: int, frames: int = 100) -> dict[str, tuple[float, float]]:
+    """Milliseconds and bytes per frame to encode a moving rendered avatar: JPEG q80, VP8, H.264."""
+    import av
+    import cv2
+
+    from avatarlm.data.face import FaceState
+    from avatarlm.data.identity import Identity
+    from avatarlm.data.render import Renderer
+
+    renderer = Renderer(Identity.from_seed(0), size, size)
+    video = [
+        renderer.render(FaceState(mouth_open=0.5 + 0.5 * np.sin(i / 3), yaw=10 * np.sin(i / 20)))
+        for i in range(frames)
+    ]
+    out = {}
+    t0 = time.perf_counter()
+    sizes = [len(cv2.imencode(".jpg", f[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])[1]) for f in video]
+    out["JPEG q80 (WebSocket)"] = ((time.perf_counter() - t0) / frames * 1000, float(np.mean(sizes)))
+    for label, codec, options in (
+        ("VP8 realtime (WebRTC)", "libvpx", {"deadline": "realtime", "cpu-used": "8"}),
+        ("H.264 ultrafast (WebRTC)", "libx264", {"preset": "ultrafast", "tune": "zerolatency"}),
+    ):
+        ctx = av.CodecContext.create(codec, "w")
+        ctx.width = ctx.height = size
+        ctx.pix_fmt = "yuv420p"
+        ctx.time_base = Fraction(1, 25)
+        ctx.bit_rate = 500_000
+        ctx.options = options
+        total, t0 = 0, time.perf_counter()
+        for i, f in enumerate(video):
+            frame = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            total += sum(len(bytes(p)) for p in ctx.encode(frame))
+        out[label] = ((time.perf_counter() - t0) / frames * 1000, total / frames)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="pipeline folder (default: random tiny AR)")
@@ -142,6 +182,10 @@ def main() -> None:
         print(
             f"{k:>3} {k * single * 1000:14.1f} {batched * 1000:11.1f} {k * single / batched:8.2f}x {fits:>30}"
         )
+    size = pipe.autoencoder.config.image_height
+    print(f"\n3. encoding one {size}x{size} frame for the wire")
+    for label, (ms, nbytes) in encode_costs(size).items():
+        print(f"{label:>26} {ms:6.2f} ms {nbytes / 1024:6.1f} KiB/frame")
 
 
 if __name__ == "__main__":

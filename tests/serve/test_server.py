@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
 from avatarlm.serve.app import ServeConfig, create_app
@@ -187,3 +189,78 @@ def test_malformed_messages_keep_the_session_and_stay_in_it(mono_pipe):
     assert errors == expected
     assert not [n for n in attacker_notices if n["type"] == "error"]  # a good message after the bad ones
     assert frames and not [n for n in notices if n["type"] in ("error", "warning")]  # nothing leaked across
+
+
+text_garbage = st.one_of(
+    st.text(max_size=300),
+    st.builds(
+        json.dumps,
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(
+                    [
+                        "say",
+                        "stop",
+                        "instruction",
+                        "pose",
+                        "audio_format",
+                        "reset",
+                        "action",
+                        "conversation",
+                        "?",
+                    ]
+                )
+            },
+            optional={
+                "text": st.one_of(st.text(max_size=30), st.integers()),
+                "lang": st.text(max_size=5),
+                "seconds": st.one_of(st.floats(allow_nan=True), st.integers()),
+                "rotation": st.lists(st.floats(allow_nan=True), max_size=4),
+                "sample_rate": st.integers(),
+                "identity": st.integers(),
+                "image": st.text(max_size=50),
+                "on": st.integers(),
+            },
+        ),
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(st.one_of(text_garbage, st.binary(max_size=400)), min_size=1, max_size=6))
+def test_fuzzed_messages_never_crash_the_server_nor_reach_another_session(fuzz_server, batch):
+    from websockets.sync.client import connect as connect_sync
+
+    url, victim = fuzz_server
+    with connect_sync(url, max_size=2**23) as attacker:
+        assert json.loads(attacker.recv(10))["type"] == "ready"
+        for message in batch:
+            attacker.send(message)
+        attacker.send('{"type": "sentinel"}')  # refused: its error comes after every earlier reply
+        while True:
+            message = attacker.recv(30)
+            if isinstance(message, str) and "sentinel" in message:
+                break
+    seen = []
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:
+        try:
+            seen.append(victim.recv(0.3))
+        except TimeoutError:
+            break
+    assert any(isinstance(m, bytes) for m in seen)  # the other session streams on
+    assert not [m for m in seen if isinstance(m, str) and json.loads(m)["type"] in ("error", "warning")]
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory):
+    from websockets.sync.client import connect as connect_sync
+
+    from ar_helpers import random_pipeline_folder
+    from avatarlm.pipeline.folder import load_pipeline
+
+    pipe = load_pipeline(random_pipeline_folder(tmp_path_factory.mktemp("fuzz")))
+    with running(create_app(pipe, ServeConfig(max_sessions=3))) as base:
+        url = ws_url(base)
+        with connect_sync(url, max_size=2**23) as victim:
+            yield url, victim
