@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError
 
 from avatarlm.serve.app import ServeConfig, create_app
 from avatarlm.serve.client import AvatarClient, Frame, ServerError, Voice
@@ -264,3 +265,35 @@ def fuzz_server(tmp_path_factory):
         url = ws_url(base)
         with connect_sync(url, max_size=2**23) as victim:
             yield url, victim
+
+
+def test_a_failing_session_ends_alone(mono_pipe, monkeypatch):
+    from avatarlm.serve.live_session import LiveSession
+
+    handle = LiveSession.handle
+
+    def buggy(self, command):
+        if getattr(command, "text", None) == "trigger a bug":
+            raise ZeroDivisionError("a bug")
+        return handle(self, command)
+
+    monkeypatch.setattr(LiveSession, "handle", buggy)
+
+    async def two(url):
+        async with AvatarClient(url) as bystander, connect(url) as failing:
+            await failing.recv()
+            await failing.send('{"type": "say", "text": "trigger a bug"}')
+            messages = []
+            with contextlib.suppress(ConnectionClosedError):  # 1011 is not a normal close
+                async for m in failing:
+                    if isinstance(m, str):
+                        messages.append(m)
+            frames, _, notices = await collect(bystander, 1.0)
+            return json.loads(messages[-1]), failing.close_code, frames, notices
+
+    with running(create_app(mono_pipe)) as base:
+        last, code, frames, notices = asyncio.run(two(ws_url(base)))
+    assert (
+        last["type"] == "error" and "internal error (ZeroDivisionError)" in last["message"] and code == 1011
+    )
+    assert frames and not [n for n in notices if n["type"] == "error"]

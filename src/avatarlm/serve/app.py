@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -31,6 +32,7 @@ from avatarlm.serve import protocol as P
 from avatarlm.serve.live_session import LiveSession
 
 STATIC = resources.files("avatarlm.serve") / "static"
+log = logging.getLogger("avatarlm.serve")
 
 
 @dataclass
@@ -84,7 +86,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.live = set()  # the open sockets
-    app.state.busy_refusals = 0
 
     def authorised(token: str | None, authorization: str | None) -> bool:
         if cfg.token is None:
@@ -130,7 +131,6 @@ def create_app(
             await ws.close(code=1008)
             return
         if len(app.state.live) >= cfg.max_sessions:
-            app.state.busy_refusals += 1
             message = f"the server is at its limit of {cfg.max_sessions} sessions; try again later"
             await ws.send_json({"type": "error", "code": "busy", "message": message})
             await ws.close(code=1013)
@@ -182,7 +182,7 @@ async def run_session(
                     else:
                         command = P.parse_command(message.get("text") or "", NUM_KEYPOINTS)
                         await asyncio.to_thread(live.handle, command)
-            except P.ProtocolError as e:
+            except ValueError as e:  # ProtocolError, or a value the session itself refuses
                 await send_error(str(e))
 
     async def generate() -> None:
@@ -206,9 +206,15 @@ async def run_session(
 
     tasks = [asyncio.create_task(receive()), asyncio.create_task(generate())]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    except WebSocketDisconnect:
-        pass
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = task.exception()
+            if error is not None and not isinstance(error, (WebSocketDisconnect, RuntimeError, OSError)):
+                # a bug, not the client's fault: log it, tell the client, end only this session
+                log.error("session failed", exc_info=error)
+                with suppress(RuntimeError, WebSocketDisconnect):
+                    await send_error(f"internal error ({type(error).__name__}); the session ends")
+                    await ws.close(code=1011)
     finally:
         for task in tasks:
             task.cancel()
