@@ -182,3 +182,17 @@ def test_conversation_mode_answers_a_turn_and_yields_to_barge_in(duplex_pipe):
     assert [n["type"] for n in notices] == ["barge_in"]
     cut = int(notices[0]["seconds"] * FPS) + 3  # a frame's chunk and the frames in flight
     assert all(not v.any() for i, v in after.items() if i > cut)
+
+
+def test_voice_audio_is_lip_synced_and_sent_back(mono_pipe):
+    live = LiveSession(mono_pipe)
+    live.handle(P.AudioFormat(16000, "voice"))  # e.g. a voice agent's own speech
+    tone = (np.sin(np.arange(16000) * 2 * np.pi * 200 / 16000) * 12000).astype("<i2")
+    for chunk in np.split(tone, 4):
+        live.hear(chunk.tobytes())
+    _, voices, _ = run(live, 2.0)
+    sent = np.concatenate([voices[i] for i in sorted(voices)])
+    assert np.abs(sent[:16000] - tone / 32768).max() < 1e-4 and not sent[16000:].any()
+    live.handle(P.Conversation(True, "en"))
+    with pytest.raises(P.ProtocolError, match="conversation mode"):
+        live.hear(tone[:320].tobytes())

@@ -35,6 +35,9 @@ def test_valid_commands():
     assert parse({"type": "instruction", "text": "smile", "seconds": 2}) == P.Instruction("smile", 2.0)
     assert parse({"type": "instruction", "text": ""}) == P.Instruction("", None)
     assert parse({"type": "audio_format", "sample_rate": 48000}) == P.AudioFormat(48000)
+    assert parse({"type": "audio_format", "sample_rate": 16000, "source": "voice"}) == P.AudioFormat(
+        16000, "voice"
+    )
     assert parse({"type": "reset", "identity": 7}) == P.Reset(identity=7)
     assert parse({"type": "action", "id": 3}) == P.Action(3)
     pose = parse({"type": "pose", "rotation": [10, 0, -5], "keypoints": [[0.5, 0.5]] * NUM_KEYPOINTS})
@@ -64,6 +67,7 @@ def test_reset_image_accepts_base64_and_data_urls():
         ('{"type": "instruction", "text": "smile", "seconds": true}', "wrong type"),
         ('{"type": "audio_format", "sample_rate": 12345}', "sample_rate"),
         ('{"type": "audio_format", "sample_rate": "48000"}', "wrong type"),
+        ('{"type": "audio_format", "sample_rate": 16000, "source": "ears"}', "source"),
         ('{"type": "reset"}', "exactly one"),
         ('{"type": "reset", "identity": 1, "image": "AAAA"}', "exactly one"),
         ('{"type": "reset", "identity": -1}', "identity"),
@@ -71,6 +75,7 @@ def test_reset_image_accepts_base64_and_data_urls():
         ('{"type": "pose", "rotation": [1, 2]}', "rotation"),
         ('{"type": "pose", "rotation": [1, 2, "x"], "keypoints": []}', "rotation"),
         ('{"type": "pose", "rotation": [1, 2, 3], "keypoints": [[0, 0]]}', "keypoints"),
+        ('{"type": "pose", "rotation": [1e30, 2, 3], "keypoints": []}', "within"),
         ('{"type": "action", "id": 99999999}', "action.id"),
         ("[" * 100_000 + "]" * 100_000, "JSON"),
     ],

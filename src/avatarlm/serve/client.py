@@ -59,6 +59,7 @@ class AvatarClient:
         self.url = url + ("?" + urlencode(query) if query else "")
         self.ready: dict[str, Any] = {}
         self._ws: Any = None
+        self._format = (16000, "microphone")
 
     async def __aenter__(self) -> AvatarClient:
         from websockets.asyncio.client import connect
@@ -96,11 +97,13 @@ class AvatarClient:
         else:
             await self.send({"type": "reset", "identity": identity or 0})
 
-    async def send_audio(self, pcm: np.ndarray, sample_rate: int = 16000) -> None:
-        """Microphone audio: float in [-1, 1] or int16, mono; sent in messages of at most 0.5 s."""
-        if sample_rate != getattr(self, "_rate", 16000):
-            await self.send({"type": "audio_format", "sample_rate": sample_rate})
-            self._rate = sample_rate
+    async def send_audio(self, pcm: np.ndarray, sample_rate: int = 16000, source: str = "microphone") -> None:
+        """Audio, float in [-1, 1] or int16, mono, in messages of at most 0.5 s. ``source="microphone"``: the
+        user (the avatar listens, or lip-syncs it with a one-stream model); ``"voice"``: the avatar's own
+        voice (say, a voice agent's speech), lip-synced and returned with the frames."""
+        if (sample_rate, source) != self._format:
+            await self.send({"type": "audio_format", "sample_rate": sample_rate, "source": source})
+            self._format = (sample_rate, source)
         data = np.asarray(pcm)
         if data.dtype != np.int16:
             data = (np.clip(data, -1.0, 1.0) * 32767).astype(np.int16)

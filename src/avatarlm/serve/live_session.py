@@ -121,7 +121,7 @@ class LiveSession:
         self.max_lag = max_lag + (mc.conditions.lookahead_frames + mc.chunk_size) / self.fps
         self._speech = SampleQueue(MAX_SPEECH_SECONDS)
         self._mic = SampleQueue(MAX_MIC_BACKLOG_SECONDS)
-        self._mic_rate = SAMPLE_RATE
+        self._audio_source = "microphone"
         self._resampler: StreamResampler | None = None
         self._mic_warned = False
         self._pending: list[dict[str, Any]] = []
@@ -159,10 +159,18 @@ class LiveSession:
 
     # -- input ---------------------------------------------------------------------------------------
     def hear(self, data: bytes) -> None:
-        """Microphone audio (PCM16 at the declared rate)."""
+        """Binary audio (PCM16 at the declared rate): the microphone, or the avatar's voice."""
         samples = P.parse_audio(data)
         if self._resampler is not None:
             samples = self._resampler.process(samples.astype(np.float64)).astype(np.float32)
+        if self._audio_source == "voice":
+            if self.conversation is not None:
+                raise P.ProtocolError("in conversation mode the avatar's voice comes from its answers")
+            if self._speech.put(samples):
+                raise P.ProtocolError(
+                    f"the speech queue is full ({MAX_SPEECH_SECONDS:.0f} s); older speech dropped"
+                )
+            return
         if self._mic.put(samples) and not self._mic_warned:
             self._mic_warned = True
             self._pending.append(
@@ -214,7 +222,7 @@ class LiveSession:
             except ValueError as e:
                 raise P.ProtocolError(str(e)) from None
         elif isinstance(command, P.AudioFormat):
-            self._mic_rate = command.sample_rate
+            self._audio_source = command.source
             self._resampler = (
                 None if command.sample_rate == SAMPLE_RATE else StreamResampler(command.sample_rate)
             )

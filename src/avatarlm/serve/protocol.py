@@ -7,14 +7,17 @@ Client -> server
       ``{"type": "instruction", "text": "smile", "seconds": 2}`` an instruction for the next 2 s (no
                                                                 ``seconds``: until replaced; "" clears)
       ``{"type": "pose", "rotation": [yaw, pitch, roll], "keypoints": [[x, y], ...]}``  (``null``: free)
-      ``{"type": "audio_format", "sample_rate": 48000}``         the rate of the binary audio that follows
+      ``{"type": "audio_format", "sample_rate": 48000, "source": "microphone"}``  what the binary audio that
+                                                                follows is: its rate, and its source
       ``{"type": "reset", "identity": 7}`` or ``{"type": "reset", "image": "<base64 PNG/JPEG>"}``  a new face
       ``{"type": "action", "id": 3}``                            world models only
       ``{"type": "conversation", "on": true, "lang": "en"}``      conversation mode: the microphone's turns
                                                                 are transcribed, answered and spoken
-  * binary messages: microphone audio, mono PCM16 little-endian at the declared rate (16 kHz until
-    ``audio_format`` says otherwise). A duplex model hears it as the partner (it listens); a one-stream
-    model as its own voice (it lip-syncs the microphone).
+  * binary messages: audio, mono PCM16 little-endian at the declared rate (16 kHz until ``audio_format``
+    says otherwise). Source "microphone" (the default): a duplex model hears it as the partner (it
+    listens), a one-stream model as its own voice (it lip-syncs the microphone); it is never sent back.
+    Source "voice": the avatar's own voice, e.g. a voice agent's text-to-speech — queued like ``say``,
+    lip-synced, and sent back with the frames.
 
 Server -> client
   * JSON: ``ready`` (session facts), ``stats`` (once a second), ``warning``, ``error`` (the session goes on
@@ -46,6 +49,7 @@ MAX_IMAGE_PIXELS = 4096 * 4096
 MAX_AUDIO_BYTES = 64 * 1024  # one binary message: 1 s at 32 kHz
 MAX_JSON_BYTES = 6 * 1024 * 1024  # a base64 image and its envelope
 SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
+AUDIO_SOURCES = ("microphone", "voice")
 
 
 class ProtocolError(ValueError):
@@ -78,6 +82,7 @@ class Pose:
 @dataclass(frozen=True)
 class AudioFormat:
     sample_rate: int
+    source: str = "microphone"  # or "voice"
 
 
 @dataclass(frozen=True)
@@ -118,13 +123,16 @@ def _text(msg: dict[str, Any], name: str, required: bool = True) -> str | None:
     return value
 
 
-def _array(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+def _array(value: Any, shape: tuple[int, ...], what: str, bound: float) -> np.ndarray:
     try:
-        array = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError):
+        with np.errstate(all="ignore"):  # huge numbers become inf, refused below
+            array = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError):
         raise ProtocolError(f"pose.{what} must be numbers of shape {shape}") from None
     if array.shape != shape or not np.isfinite(array).all():
         raise ProtocolError(f"pose.{what} must be finite numbers of shape {shape}, got shape {array.shape}")
+    if np.abs(array).max() > bound:
+        raise ProtocolError(f"pose.{what} must lie within ±{bound:g}")
     return array
 
 
@@ -152,14 +160,17 @@ def parse_command(text: str, keypoints: int) -> Command:
         if msg.get("rotation") is None:
             return Pose(None, None)
         return Pose(
-            _array(msg["rotation"], (3,), "rotation"),
-            _array(msg.get("keypoints"), (keypoints, 2), "keypoints"),
+            _array(msg["rotation"], (3,), "rotation", 180.0),  # degrees
+            _array(msg.get("keypoints"), (keypoints, 2), "keypoints", 2.0),  # fractions of the image
         )
     if kind == "audio_format":
         rate = _field(msg, "sample_rate", int)
         if rate not in SAMPLE_RATES:
             raise ProtocolError(f"audio_format.sample_rate must be one of {SAMPLE_RATES}, got {rate}")
-        return AudioFormat(rate)
+        source = _field(msg, "source", str, required=False) or "microphone"
+        if source not in AUDIO_SOURCES:
+            raise ProtocolError(f"audio_format.source must be one of {AUDIO_SOURCES}, got {source[:20]!r}")
+        return AudioFormat(rate, source)
     if kind == "reset":
         identity = _field(msg, "identity", int, required=False)
         image = _field(msg, "image", str, required=False)
