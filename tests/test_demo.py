@@ -17,3 +17,14 @@ def test_demo_writes_sheet_and_dialogue_with_sound(tmp_path):
     with av.open(str(video)) as box:
         audio = np.concatenate([f.to_ndarray().reshape(-1) for f in box.decode(audio=0)])
     assert np.abs(audio).max() > 0.05  # there is speech in the soundtrack
+
+
+def test_talking_video_streams_a_pipeline(tmp_path):
+    from ar_helpers import random_pipeline_folder
+    from avatarlm.demo import talking_video
+
+    folder = random_pipeline_folder(tmp_path)
+    path, summary = talking_video(tmp_path / "out", "de", seed=3, model=str(folder), text="Guten Tag.")
+    frames, meta = read_mp4(path)
+    assert path.name == "talking_de.mp4" and frames.shape[1:] == (64, 64, 3) and len(frames) > 10
+    assert meta["comment"] == GENERATED_TAG and "real-time factor" in summary

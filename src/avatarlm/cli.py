@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from avatarlm.cli_chat import add_chat_parser, run_chat
 from avatarlm.cli_eval import add_eval_parser, run_eval
@@ -28,8 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--language", default="en")
     demo.add_argument("--size", type=int, default=256, help="pixels per avatar (square)")
     demo.add_argument("--seconds", type=float, default=12.0)
+    demo.add_argument("--model", default=None, help="pipeline folder (default: the bundled models/tiny)")
+    demo.add_argument("--text", default=None, help="what the avatar says (default: phrases of --language)")
 
-    data = sub.add_parser("data", help="the synthetic avatar world").add_subparsers(
+    data = sub.add_parser("data", help="datasets: the synthetic avatar world, game rollouts").add_subparsers(
         dest="data_command", required=True
     )
     synth = data.add_parser("synth", help="render a dataset of talking-avatar clips into shards")
@@ -43,15 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--dialogue-fraction", type=float, default=0.5)
     synth.add_argument("--clips-per-shard", type=int, default=16)
+    world = data.add_parser("world", help="record exploratory game rollouts (frames + actions) into shards")
+    world.add_argument("--env", required=True, help="crafter or vizdoom")
+    world.add_argument("--hours", type=float, required=True, help="hours of frames to record")
+    world.add_argument("--out", required=True, help="dataset folder (created; a rerun resumes)")
+    world.add_argument("--size", type=int, default=64, help="square frame size in pixels")
+    world.add_argument("--fps", type=float, default=15.0, help="frames per second of the clips")
+    world.add_argument("--seed", type=int, default=0)
+    world.add_argument("--workers", type=int, default=1)
+    world.add_argument("--episode-steps", type=int, default=450, help="cut episodes after this many steps")
+    world.add_argument("--episodes-per-shard", type=int, default=16)
 
     add_train_parser(sub)
 
     gen = sub.add_parser(
         "generate", help="speech (a file, or text spoken by a built-in voice) + a face -> mp4"
     )
-    gen.add_argument(
-        "--model", required=True, help="pipeline folder (OUT/ar/pipeline of `avatarlm train all`)"
-    )
+    gen.add_argument("--model", default=None, help="pipeline folder (default: the bundled models/tiny)")
     speech = gen.add_mutually_exclusive_group(required=True)
     speech.add_argument("--audio", help="speech file (wav, flac, ogg; any sample rate)")
     speech.add_argument("--text", help="text to speak with the espeak-ng voice of --lang")
@@ -94,8 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ae_command(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from avatarlm.autoencoder.model import DCAutoencoder
 
     model = DCAutoencoder.from_pretrained(args.model)
@@ -148,11 +157,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             from avatarlm.data.speech.languages import get_language
-            from avatarlm.demo import run_demo
+            from avatarlm.demo import run_demo, talking_video
+            from avatarlm.pipeline.folder import BUNDLED
 
             get_language(args.language)
             for path in run_demo(args.out, args.seed, args.language, args.size, args.seconds):
                 print(f"wrote {path}")
+            if args.model is not None or (BUNDLED / "pipeline.json").is_file():
+                path, summary = talking_video(Path(args.out), args.language, args.seed, args.model, args.text)
+                print(f"{summary}\nwrote {path}")
+            else:
+                print(f"no pipeline at {BUNDLED} (and no --model): skipped the talking video")
         elif args.command == "data" and args.data_command == "synth":
             from avatarlm.data.speech.languages import LANGUAGES
             from avatarlm.data.synth import SynthConfig, synthesize_dataset
@@ -171,6 +186,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             index = synthesize_dataset(cfg)
             clips = sum(len(s["samples"]) for s in index["shards"])
             print(f"wrote {clips} clips in {len(index['shards'])} shards to {args.out}")
+        elif args.command == "data" and args.data_command == "world":
+            from avatarlm.data.world import WorldConfig, collect_world
+
+            world_cfg = WorldConfig(
+                env=args.env,
+                hours=args.hours,
+                out=args.out,
+                size=args.size,
+                fps=args.fps,
+                seed=args.seed,
+                workers=args.workers,
+                episode_steps=args.episode_steps,
+                episodes_per_shard=args.episodes_per_shard,
+            )
+            index = collect_world(world_cfg)
+            episodes = sum(len(s["samples"]) for s in index["shards"])
+            hours = index["config"]["frames"] / args.fps / 3600
+            print(f"wrote {episodes} episodes ({hours:.2f} h) in {len(index['shards'])} shards to {args.out}")
         elif args.command == "train":
             run_train(args)
         elif args.command == "generate":

@@ -14,7 +14,7 @@ def add_chat_parser(sub: Any) -> None:
         "comes from AVATARLM_CHAT_URL (an OpenAI-compatible endpoint; key in AVATARLM_CHAT_KEY, model in "
         "AVATARLM_CHAT_MODEL) or, without one or when it fails, from the offline echo responder.",
     )
-    chat.add_argument("--model", required=True, help="pipeline folder")
+    chat.add_argument("--model", default=None, help="pipeline folder (default: the bundled models/tiny)")
     chat.add_argument("--in", dest="input", required=True, help="the user's speech (wav, flac, ogg)")
     chat.add_argument("--out", required=True, help="mp4 to write: the avatar, its voice left, the user right")
     chat.add_argument("--lang", default="en", help="language the avatar speaks (default: en)")

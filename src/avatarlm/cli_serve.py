@@ -15,7 +15,7 @@ def add_serve_parser(sub: Any) -> None:
         description="Open http://HOST:PORT/ in a browser. Binds to loopback unless --host says otherwise; "
         "set a token (--token or AVATARLM_TOKEN) before exposing it. Protocol: avatarlm.serve.protocol.",
     )
-    serve.add_argument("--model", required=True, help="pipeline folder")
+    serve.add_argument("--model", default=None, help="pipeline folder (default: the bundled models/tiny)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-sessions", type=int, default=2, help="concurrent sessions (default: 2)")
@@ -28,7 +28,7 @@ def add_serve_parser(sub: Any) -> None:
 def run_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from avatarlm.pipeline.folder import load_pipeline
+    from avatarlm.pipeline.folder import BUNDLED, load_pipeline
     from avatarlm.pipeline.session import SessionConfig
     from avatarlm.serve.app import ServeConfig, create_app
 
@@ -43,7 +43,7 @@ def run_serve(args: argparse.Namespace) -> None:
             f"warning: serving on {args.host} without a token: anyone who reaches it can use it",
             file=sys.stderr,
         )
-    print(f"avatarlm: serving {args.model} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    print(f"avatarlm: serving {args.model or BUNDLED} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     uvicorn.run(
         create_app(pipe, config, session),
         host=args.host,

@@ -1,5 +1,6 @@
-"""`avatarlm demo`: what the project makes today, on its defaults. Until a trained model ships, it shows the
-synthetic avatar world: a contact sheet of identities and a two-party dialogue video with sound."""
+"""`avatarlm demo`: what the project makes today, on its defaults: the synthetic avatar world (a contact sheet
+of identities and a two-party dialogue video with sound) and, with a pipeline (the bundled ``models/tiny``
+or ``--model``), the avatar speaking a sentence of the language, streamed through a live session."""
 
 from __future__ import annotations
 
@@ -55,6 +56,23 @@ def dialogue_video(
         )
     frames = np.stack([np.concatenate(pair, axis=1) for pair in zip(*halves, strict=True)])
     return frames, np.stack([conv.audio(0), conv.audio(1)]), spec.fps
+
+
+def talking_video(
+    out: Path, language: str, seed: int, model: str | None = None, text: str | None = None
+) -> tuple[Path, str]:
+    """The pipeline's avatar (identity ``seed``) speaking ``text`` (default: three everyday phrases of the
+    language, espeak-ng voice): writes ``talking_<language>.mp4``; returns it and the latency summary."""
+    from avatarlm.data.speech.phrases import phrases
+    from avatarlm.pipeline.folder import load_pipeline
+    from avatarlm.pipeline.generate import generate_video, speak_text
+    from avatarlm.pipeline.session import SessionConfig
+
+    pipe = load_pipeline(model)
+    audio = speak_text(text or " ".join(phrases(language)[:3]), language)
+    path = out / f"talking_{language}.mp4"
+    report = generate_video(pipe, audio, path, identity_seed=seed, config=SessionConfig(seed=seed))
+    return path, report.summary()
 
 
 def run_demo(

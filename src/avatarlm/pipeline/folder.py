@@ -21,6 +21,7 @@ from avatarlm.io import atomic_write_json, read_json
 from avatarlm.model import ARModel
 
 PIPELINE_JSON = "pipeline.json"
+BUNDLED = Path(__file__).resolve().parents[3] / "models" / "tiny"  # the repository's default pipeline
 FORMAT = "avatarlm-pipeline"
 FORMAT_VERSION = 1
 
@@ -85,8 +86,14 @@ def save_pipeline(
     return folder
 
 
-def load_pipeline(folder: str | os.PathLike[str]) -> Pipeline:
-    """Load and cross-check a pipeline folder (fp32, eval mode)."""
+def load_pipeline(folder: str | os.PathLike[str] | None = None) -> Pipeline:
+    """Load and cross-check a pipeline folder (fp32, eval mode); None: the bundled ``models/tiny``."""
+    if folder is None:
+        if not (BUNDLED / PIPELINE_JSON).is_file():
+            raise ValueError(
+                f"no --model given and no bundled pipeline at {BUNDLED}; train one (avatarlm train all)"
+            )
+        folder = BUNDLED
     folder = Path(folder)
     path = folder / PIPELINE_JSON
     if not path.is_file():
