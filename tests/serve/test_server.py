@@ -155,7 +155,7 @@ def test_malformed_messages_keep_the_session_and_stay_in_it(mono_pipe):
     expected = sum(1 for m in garbage if isinstance(m, str) or len(m) % 2)
 
     async def both(url):
-        async with AvatarClient(url) as victim, connect(url) as attacker:
+        async with AvatarClient(url) as victim, connect(url, max_queue=None) as attacker:
             await attacker.recv()  # ready
             for message in garbage:
                 await attacker.send(message)
@@ -227,7 +227,7 @@ text_garbage = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(st.one_of(text_garbage, st.binary(max_size=400)), min_size=1, max_size=6))
 def test_fuzzed_messages_never_crash_the_server_nor_reach_another_session(fuzz_server, batch):
     from websockets.sync.client import connect as connect_sync
@@ -263,7 +263,7 @@ def fuzz_server(tmp_path_factory):
     pipe = load_pipeline(random_pipeline_folder(tmp_path_factory.mktemp("fuzz")))
     with running(create_app(pipe, ServeConfig(max_sessions=3))) as base:
         url = ws_url(base)
-        with connect_sync(url, max_size=2**23) as victim:
+        with connect_sync(url, max_size=2**23, max_queue=None) as victim:
             yield url, victim
 
 
@@ -280,7 +280,7 @@ def test_a_failing_session_ends_alone(mono_pipe, monkeypatch):
     monkeypatch.setattr(LiveSession, "handle", buggy)
 
     async def two(url):
-        async with AvatarClient(url) as bystander, connect(url) as failing:
+        async with AvatarClient(url) as bystander, connect(url, max_queue=None) as failing:
             await failing.recv()
             await failing.send('{"type": "say", "text": "trigger a bug"}')
             messages = []

@@ -9,7 +9,9 @@ async with AvatarClient("ws://127.0.0.1:8000/ws") as avatar:
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -76,8 +78,23 @@ class AvatarClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._ws is not None:
+        """Close the session; what the server still sends meanwhile is read and dropped, so its closing
+        message is not stuck behind unread frames (a client that stopped reading would wait 10 s)."""
+        if self._ws is None:
+            return
+        drain = asyncio.create_task(self._drain())
+        try:
             await self._ws.close()
+        finally:
+            drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        from websockets.exceptions import ConcurrencyError, ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed, ConcurrencyError):
+            while True:
+                await self._ws.recv()
 
     async def send(self, message: dict[str, Any]) -> None:
         await self._ws.send(json.dumps(message))
