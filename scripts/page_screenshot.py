@@ -1,7 +1,7 @@
 """Screenshot of the live page (the README's picture): starts `avatarlm serve` on a free port, opens the
 page in headless Chromium, makes the avatar speak and smile, and saves a PNG.
 
-    .venv/bin/python scripts/page_screenshot.py --model runs/ar_tiny/pipeline --out docs/serve_page.png
+    .venv/bin/python scripts/page_screenshot.py --model models/tiny --out docs/serve_page.png
 """
 
 from __future__ import annotations

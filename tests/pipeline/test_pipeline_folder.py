@@ -40,3 +40,20 @@ def test_mismatched_models_and_missing_files_are_refused(ae_folder, tmp_path):
     assert not (tmp_path / "pipe").exists()
     with pytest.raises(ValueError, match="pipeline.json is missing"):
         load_pipeline(tmp_path)
+
+
+def test_the_bundled_pipeline_is_small_fp16_on_disk_and_loads_in_fp32():
+    from safetensors import safe_open
+
+    from avatarlm.pipeline.folder import BUNDLED
+
+    files = [p for p in BUNDLED.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 30 * 2**20
+    for weights in BUNDLED.glob("*/model.safetensors"):
+        with safe_open(str(weights), "pt") as f:
+            assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    pipe = load_pipeline()  # no folder: the bundled one
+    assert pipe.fps == 25 and pipe.autoencoder.config.image_height == 128
+    assert pipe.model.config.conditions.audio_streams == 2  # duplex: it hears its partner
+    tensors = [*pipe.model.state_dict().values(), *pipe.autoencoder.state_dict().values()]
+    assert all(t.dtype == torch.float32 for t in tensors if t.is_floating_point())
