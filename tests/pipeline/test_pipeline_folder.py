@@ -51,7 +51,7 @@ def test_the_bundled_pipeline_is_small_fp16_on_disk_and_loads_in_fp32():
     assert sum(p.stat().st_size for p in files) <= 30 * 2**20
     for weights in BUNDLED.glob("*/model.safetensors"):
         with safe_open(str(weights), "pt") as f:
-            assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+            assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}  # noqa: SIM118 (not a dict)
     pipe = load_pipeline()  # no folder: the bundled one
     assert pipe.fps == 25 and pipe.autoencoder.config.image_height == 128
     assert pipe.model.config.conditions.audio_streams == 2  # duplex: it hears its partner
