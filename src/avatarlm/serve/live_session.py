@@ -76,7 +76,7 @@ class SampleQueue:
         self.size += len(samples)
         dropped = max(0, self.size - self.limit)
         if dropped:
-            self._drop(dropped)
+            self.take(dropped)  # the oldest go
         return dropped
 
     def take(self, n: int) -> np.ndarray:
@@ -97,9 +97,6 @@ class SampleQueue:
     def clear(self) -> None:
         self._parts.clear()
         self.size = 0
-
-    def _drop(self, n: int) -> None:
-        self.take(n)
 
 
 class LiveSession:
