@@ -37,6 +37,19 @@ class ARConfig(ComponentConfig):
             tokens_per_frame=16,
             target="delta",
         ),
+        # An action-conditioned world model (`avatarlm data world` rollouts) at tiny sizes: one action token
+        # per frame, no audio, pose or text. num_actions must cover the env's action count: 17 is
+        # Crafter's; ViZDoom has 11 (`--set model.conditions.num_actions=11`). fps is the rollouts' (15).
+        "world": dict(
+            backbone=BackboneConfig.preset("tiny").to_dict(),
+            head=HeadConfig.preset("tiny", loss_repeat=1).to_dict(),
+            conditions=ConditionConfig.preset(
+                "tiny", modalities=("action",), num_actions=17, fps=15
+            ).to_dict(),
+            latent_channels=32,
+            tokens_per_frame=16,
+            target="delta",
+        ),
     }
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)

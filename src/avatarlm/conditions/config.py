@@ -121,7 +121,10 @@ class ConditionConfig(ComponentConfig):
         return sum(self.modality_tokens(m) for m in self.modalities)
 
     def validate(self) -> None:
-        if self.fps <= 0 or SAMPLE_RATE % self.fps or (SAMPLE_RATE // self.fps) % HOP_LENGTH:
+        if self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+        # audio is cut per frame: only an audio model needs whole mel hops per frame (any fps without audio)
+        if "audio" in self.modalities and (SAMPLE_RATE % self.fps or (SAMPLE_RATE // self.fps) % HOP_LENGTH):
             raise ValueError(f"fps={self.fps}: {SAMPLE_RATE} / fps must be a whole multiple of {HOP_LENGTH}")
         unknown = [m for m in self.modalities if m not in MODALITIES]
         if unknown or len(set(self.modalities)) != len(self.modalities) or not self.modalities:

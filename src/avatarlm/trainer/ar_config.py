@@ -30,7 +30,16 @@ class ARTrainConfig(ComponentConfig):
             "warmup_steps": 100,
             "ema_decay": 0.995,
             "checkpoint_every": 250,
-        }
+        },
+        # `tiny` training of the action-conditioned world model (see ARConfig's "world" preset: num_actions
+        # must cover the env's action count, e.g. `--set model.conditions.num_actions=11` for ViZDoom).
+        "world": {
+            "model": ARConfig.preset("world").to_dict(),
+            "lr": 6e-4,
+            "warmup_steps": 100,
+            "ema_decay": 0.995,
+            "checkpoint_every": 250,
+        },
     }
 
     model: ARConfig = field(default_factory=ARConfig)

@@ -1,4 +1,5 @@
-"""Training windows for the AR model: cached latents + the clip's audio, pose and text, cut together.
+"""Training windows for the AR model: cached latents + the clip's audio, pose and text (or, for world
+rollouts, the action taken before each frame), cut together.
 
 A window of ``F`` frames is the reference frame f_0 followed by ``F - 1`` consecutive clip frames
 ``s .. s + F - 2`` (f_1 .. f_{F-1}); cond(j) belongs to clip frame ``s + j - 1``. The reference is the frame
@@ -62,17 +63,30 @@ def frame_texts(instructions: np.ndarray, names: Sequence[str]) -> list[str | No
 
 
 def clip_from_sample(sample: Sample, tokens: np.ndarray | None = None) -> ARClip:
-    """An :class:`ARClip` of a dataset sample; ``tokens`` (N, T, C) are its latents (empty when None)."""
+    """An :class:`ARClip` of a dataset sample; ``tokens`` (N, T, C) are its latents (empty when None).
+    A world rollout (no face truth: frames and per-frame ``action``/``player``/``reward``) gets no audio,
+    zero pose, no keypoints and no texts; its actions stay in ``truth``."""
     t = sample.truth
-    n = len(t["face"])
+    world = "face" not in t and "action" in t
+    n = len(t["action"] if world else t["face"])
     if tokens is not None and len(tokens) != n:
         raise ValueError(f"clip {sample.key}: {n} truth frames but {len(tokens)} latent frames")
+    latents = np.zeros((n, 0, 0), np.float32) if tokens is None else np.ascontiguousarray(tokens, np.float32)
+    if world:
+        return ARClip(
+            key=sample.key,
+            latents=latents,
+            audio=np.zeros((len(AUDIO_STREAMS), 0), np.float32),
+            pose=np.zeros((n, len(POSE_FIELDS)), np.float32),
+            keypoints=np.zeros((n, 0, 2), np.float32),
+            texts=[None] * n,
+            truth=dict(t),
+            meta={k: sample.meta[k] for k in ("env", "action_names") if k in sample.meta},
+        )
     yaw = [FACE_STATE_FIELDS.index(f) for f in POSE_FIELDS]
     return ARClip(
         key=sample.key,
-        latents=np.zeros((n, 0, 0), np.float32)
-        if tokens is None
-        else np.ascontiguousarray(tokens, np.float32),
+        latents=latents,
         audio=np.stack([sample.audio[s] for s in AUDIO_STREAMS]).astype(np.float32),
         pose=t["face"][:, yaw].astype(np.float32),
         keypoints=t["keypoints"].astype(np.float32),
@@ -164,6 +178,8 @@ class WindowSampler:
         self.history = audio_history_frames
         self.lookahead = audio_lookahead_frames
         self.face_columns = [FACE_STATE_FIELDS.index(f) for f in face_fields]
+        if "action" in modalities and any("action" not in c.truth for c in self.clips):
+            raise ValueError("the action modality needs the clips' per-frame actions (truth['action'])")
         if self.face_columns and any("face" not in c.truth for c in self.clips):
             raise ValueError("face_fields need the clips' per-frame face state (truth['face'])")
         self.contiguous_reference = contiguous_reference
@@ -220,9 +236,10 @@ def window_conditions(
     spf: int = 640,
     lookahead: int = 0,
 ) -> dict[str, Any]:
-    """The conditions of clip frames ``start .. start + count - 1``: pose, keypoints, texts, and audio
-    (S, (history + count + lookahead) * spf) from ``history`` frames before frame ``start - 1``: the last
-    ``lookahead`` frames of it are the look-ahead of the last frames; silence outside the clip."""
+    """The conditions of clip frames ``start .. start + count - 1``: pose, keypoints, texts, the action
+    ids taken before them (when the clip has them), and audio (S, (history + count + lookahead) * spf) from
+    ``history`` frames before frame ``start - 1``: the last ``lookahead`` frames of it are the look-ahead of
+    the last frames; silence outside the clip."""
     n = (history + count + lookahead) * spf
     begin = (start - 1 - history) * spf
     audio = np.zeros((audio_streams, n), dtype=np.float32)
@@ -230,7 +247,10 @@ def window_conditions(
     if hi > lo:
         audio[:, lo - begin : hi - begin] = clip.audio[:audio_streams, lo:hi]
     sl = slice(start, start + count)
-    return {"audio": audio, "pose": clip.pose[sl], "keypoints": clip.keypoints[sl], "text": clip.texts[sl]}
+    parts = {"audio": audio, "pose": clip.pose[sl], "keypoints": clip.keypoints[sl], "text": clip.texts[sl]}
+    if "action" in clip.truth:
+        parts["action"] = clip.truth["action"][sl]
+    return parts
 
 
 def stack_conditions(
@@ -249,4 +269,6 @@ def stack_conditions(
         cond.keypoints = torch.from_numpy(np.stack([p["keypoints"] for p in parts])).to(device)
     if "text" in modalities:
         cond.text = [p["text"] for p in parts]
+    if "action" in modalities:
+        cond.action = torch.from_numpy(np.stack([p["action"] for p in parts]).astype(np.int64)).to(device)
     return cond

@@ -60,7 +60,8 @@ def run_ar_training(
             val = None  # no validation split: train loss only
         if ctx.is_main:
             frames = sum(c.n_frames for c in train.clips)
-            print(f"training on {len(train.clips)} clips, {frames} frames ({frames / 25 / 60:.1f} min)")
+            fps = cfg.model.conditions.fps
+            print(f"training on {len(train.clips)} clips, {frames} frames ({frames / fps / 60:.1f} min)")
         model = train_ar(cfg, train, out, steps, val_sampler=val, ctx=ctx, progress=progress)
         if not ctx.is_main:
             return None
