@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatarlm.eval.lipsync import FLAT
+from avatarlm.eval.lipsync import pearson
 
 MOUTH_CLOSED_BELOW = 0.2  # mouth_open (0 = lips closed, 1 = wide open) under which a mouth reads as closed
 CLOSED_BOUND = 0.9  # least fraction of partner-only frames with the mouth closed
@@ -27,14 +27,6 @@ def _frames_mask(mask: np.ndarray, n: int) -> np.ndarray:
     if mask.shape != (n,):
         raise ValueError(f"the frame mask must have shape ({n},), got {mask.shape}")
     return mask
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two 1-D traces; a (numerically) constant trace scores 0, as in ``lipsync``."""
-    sa, sb = a.std(), b.std()
-    if sa <= FLAT * (1 + np.abs(a).mean()) or sb <= FLAT * (1 + np.abs(b).mean()):
-        return 0.0
-    return float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
 
 
 def closed_mouth_frames(

@@ -60,10 +60,17 @@ def lagged_correlations(probe: np.ndarray, truth: np.ndarray, max_lag: int = 3) 
     for lag in range(-max_lag, max_lag + 1):
         a = probe[max(lag, 0) : n + min(lag, 0)]
         b = truth[max(-lag, 0) : n - max(lag, 0)]
-        sa, sb = a.std(), b.std()
-        flat = sa <= FLAT * (1 + np.abs(a).mean()) or sb <= FLAT * (1 + np.abs(b).mean())
-        out[lag] = 0.0 if flat else float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
+        out[lag] = pearson(a, b)
     return out
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two 1-D traces; a trace that varies by less than ``FLAT`` counts as constant
+    and scores 0."""
+    sa, sb = a.std(), b.std()
+    if sa <= FLAT * (1 + np.abs(a).mean()) or sb <= FLAT * (1 + np.abs(b).mean()):
+        return 0.0
+    return float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
 
 
 @dataclass
