@@ -12,10 +12,21 @@ from typing import Protocol
 import numpy as np
 
 SAMPLE_RATE = 16_000
+PRE_ROLL = SAMPLE_RATE * 3 // 10  # 0.3 s of audio around a turn goes to the recogniser
 
 
 class Transcriber(Protocol):
     def transcribe(self, pcm: np.ndarray) -> str: ...
+
+
+def hear_turn(
+    transcriber: Transcriber, audio: np.ndarray, start: int, end: int, first_sample: int = 0
+) -> str:
+    """The transcript of the user's turn from stream sample ``start`` to ``end``, with ``PRE_ROLL`` around it
+    (the VAD decides an onset a window or two into the speech); ``audio[0]`` is stream sample ``first_sample``."""
+    lo = max(0, start - PRE_ROLL - first_sample)
+    hi = max(lo, end + PRE_ROLL - first_sample)
+    return transcriber.transcribe(audio[lo:hi])
 
 
 class PocketSphinxTranscriber:

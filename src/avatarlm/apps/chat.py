@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from avatarlm.apps.asr import Transcriber
+from avatarlm.apps.asr import Transcriber, hear_turn
 from avatarlm.apps.duplex import DuplexConfig, DuplexLoop
 from avatarlm.apps.responder import Responder
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.session import SessionConfig, StreamingSession
 
 SAMPLE_RATE = 16_000
-PRE_ROLL = SAMPLE_RATE * 3 // 10  # 0.3 s of audio around a turn goes to the recogniser
 
 
 @dataclass
@@ -101,10 +100,9 @@ def converse(
                     talk.barge_ins += 1
                 elif event.kind == "end_of_turn":
                     start = event.turn_start_sample or 0
-                    # the VAD decides an onset a window or two into the speech: hear from a little before
-                    heard = transcriber.transcribe(user[max(0, start - PRE_ROLL) : event.sample + PRE_ROLL])
+                    heard = hear_turn(transcriber, user, start, event.sample)
                     began = time.perf_counter()
-                    answer = loop.reply_to(heard or "(a turn the recogniser could not transcribe)")
+                    answer = loop.reply_to(heard)
                     turn = Turn(start / SAMPLE_RATE, event.time, event.decided_at, heard, answer,
                                 1000 * (time.perf_counter() - began))  # fmt: skip
                     talk.turns.append(turn)

@@ -21,6 +21,8 @@ from avatarlm.apps.tts import SpeechStream, TTSConfig, stream_reply
 from avatarlm.apps.turns import TurnConfig, TurnDetector, TurnEvent, TurnState
 from avatarlm.apps.vad import SAMPLE_RATE, as_pcm
 
+UNHEARD_TURN = "(a turn the recogniser could not transcribe)"
+
 
 @dataclass
 class DuplexConfig:
@@ -75,7 +77,9 @@ class DuplexLoop:
         return stream
 
     def reply_to(self, text: str) -> str:
-        """Ask the responder for a reply to the user's `text`, remember both, and start saying it."""
+        """Ask the responder for a reply to the user's `text`, remember both, and start saying it. An empty
+        `text` (a turn the recogniser could not transcribe) is passed on as such."""
+        text = text or UNHEARD_TURN
         answer = self.responder.reply(list(self.history), text)
         self.say(answer)
         self.history += [("user", text), ("assistant", answer)]

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from avatarlm.apps.asr import Transcriber, transcriber_for
-from avatarlm.apps.chat import PRE_ROLL
+from avatarlm.apps.asr import Transcriber, hear_turn, transcriber_for
 from avatarlm.apps.duplex import DuplexConfig, DuplexLoop
 from avatarlm.apps.responder import FallbackResponder, Responder, ScriptedResponder
 from avatarlm.apps.tts import TTSConfig
@@ -83,9 +82,7 @@ class LiveConversation:
             self._recent_start += extra
 
     def _answer(self, start: int, end: int) -> dict[str, Any]:
-        lo = max(0, start - PRE_ROLL - self._recent_start)
-        hi = max(lo, end + PRE_ROLL - self._recent_start)
-        heard = self.transcriber.transcribe(self._recent[lo:hi])
-        answer = self.loop.reply_to(heard or "(a turn the recogniser could not transcribe)")
+        heard = hear_turn(self.transcriber, self._recent, start, end, first_sample=self._recent_start)
+        answer = self.loop.reply_to(heard)
         notice = getattr(self.responder, "notice", None)
         return {"type": "turn", "heard": heard, "answer": answer, **({"notice": notice} if notice else {})}
