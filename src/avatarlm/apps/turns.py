@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from avatarlm.apps.vad import SAMPLE_RATE, WINDOW, StreamingVAD, VADConfig, VADWindow
+from avatarlm.apps.vad import SAMPLE_RATE, WINDOW, StreamingVAD, StreamTimes, VADConfig, VADWindow
 
 
 class TurnState(StrEnum):
@@ -51,7 +51,7 @@ class TurnConfig:
 
 
 @dataclass(frozen=True)
-class TurnEvent:
+class TurnEvent(StreamTimes):
     """``sample``: the user's speech onset (user_started, barge_in) or where the silence began
     (end_of_turn); ``decided_sample``: the stream sample at which the event was decided."""
 
@@ -60,14 +60,6 @@ class TurnEvent:
     decided_sample: int
     stop_avatar: bool = False  # barge-in: stop the avatar's audio now
     turn_start_sample: int | None = None  # end_of_turn: the onset that opened the turn
-
-    @property
-    def time(self) -> float:
-        return self.sample / SAMPLE_RATE
-
-    @property
-    def decided_at(self) -> float:
-        return self.decided_sample / SAMPLE_RATE
 
 
 class TurnDetector:

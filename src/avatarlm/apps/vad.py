@@ -63,11 +63,9 @@ class VADConfig:
         return max(1, math.ceil(round(self.min_silence_s / WINDOW_S, 6)))
 
 
-@dataclass(frozen=True)
-class VADEvent:
-    """Speech ``onset`` or ``offset`` at stream sample ``sample``, decided at stream sample ``decided_sample``."""
+class StreamTimes:
+    """Seconds of an event's ``sample`` and ``decided_sample`` on the 16 kHz stream."""
 
-    kind: Literal["onset", "offset"]
     sample: int
     decided_sample: int
 
@@ -78,6 +76,15 @@ class VADEvent:
     @property
     def decided_at(self) -> float:
         return self.decided_sample / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class VADEvent(StreamTimes):
+    """Speech ``onset`` or ``offset`` at stream sample ``sample``, decided at stream sample ``decided_sample``."""
+
+    kind: Literal["onset", "offset"]
+    sample: int
+    decided_sample: int
 
 
 @dataclass(frozen=True)
