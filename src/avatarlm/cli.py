@@ -158,12 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from avatarlm.data.speech.languages import get_language
             from avatarlm.demo import run_demo, talking_video
-            from avatarlm.pipeline.folder import BUNDLED
+            from avatarlm.pipeline.folder import BUNDLED, bundled_pipeline
 
             get_language(args.language)
             for path in run_demo(args.out, args.seed, args.language, args.size, args.seconds):
                 print(f"wrote {path}")
-            if args.model is not None or (BUNDLED / "pipeline.json").is_file():
+            if args.model is not None or bundled_pipeline() is not None:
                 path, summary = talking_video(Path(args.out), args.language, args.seed, args.model, args.text)
                 print(f"{summary}\nwrote {path}")
             else:

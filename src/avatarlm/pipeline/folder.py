@@ -86,14 +86,19 @@ def save_pipeline(
     return folder
 
 
+def bundled_pipeline() -> Path | None:
+    """The repository's default pipeline folder (``models/tiny``), or None where it is not there."""
+    return BUNDLED if (BUNDLED / PIPELINE_JSON).is_file() else None
+
+
 def load_pipeline(folder: str | os.PathLike[str] | None = None) -> Pipeline:
     """Load and cross-check a pipeline folder (fp32, eval mode); None: the bundled ``models/tiny``."""
     if folder is None:
-        if not (BUNDLED / PIPELINE_JSON).is_file():
+        folder = bundled_pipeline()
+        if folder is None:
             raise ValueError(
                 f"no --model given and no bundled pipeline at {BUNDLED}; train one (avatarlm train all)"
             )
-        folder = BUNDLED
     folder = Path(folder)
     path = folder / PIPELINE_JSON
     if not path.is_file():
