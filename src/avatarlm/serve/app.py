@@ -29,7 +29,7 @@ from avatarlm.conditions.pose import NUM_KEYPOINTS
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.session import SessionConfig
 from avatarlm.serve import protocol as P
-from avatarlm.serve.live_session import LiveSession
+from avatarlm.serve.live_session import LiveSession, model_facts
 
 STATIC = resources.files("avatarlm.serve") / "static"
 log = logging.getLogger("avatarlm.serve")
@@ -106,18 +106,10 @@ def create_app(
 
     @app.get("/api/info")
     def info(token: str | None = Query(None), authorization: str | None = Header(None)) -> dict[str, Any]:
-        """The model's facts (frame size, fps, audio streams, languages, instructions)."""
+        """The model's facts (frame size and rate, audio rate and streams, conditions) and the session settings."""
         if not authorised(token, authorization):
             raise HTTPException(401, "a valid token is needed")
-        ae, cond = pipe.autoencoder.config, pipe.model.config.conditions
-        return {
-            "fps": pipe.fps,
-            "width": ae.image_width,
-            "height": ae.image_height,
-            "audio_streams": cond.audio_streams,
-            "modalities": list(cond.modalities),
-            "session": asdict(session or SessionConfig()),
-        }
+        return {**model_facts(pipe), "session": asdict(session or SessionConfig())}
 
     @app.websocket("/ws")
     async def live(

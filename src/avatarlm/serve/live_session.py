@@ -99,6 +99,19 @@ class SampleQueue:
         self.size = 0
 
 
+def model_facts(pipe: Pipeline) -> dict[str, Any]:
+    """What a client needs to know of the model: frame size and rate, audio rate and streams, conditions."""
+    ae, cond = pipe.autoencoder.config, pipe.model.config.conditions
+    return {
+        "fps": pipe.fps,
+        "width": ae.image_width,
+        "height": ae.image_height,
+        "sample_rate": SAMPLE_RATE,
+        "audio_streams": cond.audio_streams,
+        "modalities": list(cond.modalities),
+    }
+
+
 class LiveSession:
     """``handle(command)`` / ``hear(pcm16 bytes)`` as messages arrive; ``tick(now)`` -> messages to send."""
 
@@ -141,14 +154,9 @@ class LiveSession:
         from avatarlm.data.instructions import INSTRUCTIONS
         from avatarlm.data.speech.languages import LANGUAGES
 
-        c = self.pipe.autoencoder.config
         return {
             "type": "ready",
-            "fps": self.fps,
-            "width": c.image_width,
-            "height": c.image_height,
-            "sample_rate": SAMPLE_RATE,
-            "audio_streams": self.pipe.model.config.conditions.audio_streams,
+            **model_facts(self.pipe),
             "microphone": "partner" if self.duplex else "self",
             "languages": sorted(LANGUAGES),
             "instructions": list(INSTRUCTIONS),
