@@ -1,12 +1,7 @@
-"""A real uvicorn server on a free loopback port, serving a 64x64 random pipeline."""
+"""The 64x64 random pipelines the server tests serve (one and two audio streams)."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,32 +18,3 @@ def mono_pipe(tmp_path_factory):
 @pytest.fixture(scope="session")
 def duplex_pipe(tmp_path_factory):
     return load_pipeline(random_pipeline_folder(Path(tmp_path_factory.mktemp("serve2")), audio_streams=2))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def running(app) -> Iterator[str]:
-    """Serve ``app`` on loopback; yields its base URL (http://127.0.0.1:PORT)."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=8 * 2**20)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 
 from ar_helpers import random_pipeline_folder
 from avatarlm.cli import main
-from conftest import free_port
+from serve_helpers import free_port
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from avatarlm.serve.app import create_app
-from conftest import running
+from serve_helpers import running
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [

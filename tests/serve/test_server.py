@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosedError
 
 from avatarlm.serve.app import ServeConfig, create_app
 from avatarlm.serve.client import AvatarClient, Frame, ServerError, Voice
-from conftest import running
+from serve_helpers import running
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
