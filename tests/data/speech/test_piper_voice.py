@@ -57,8 +57,10 @@ def test_vowels_are_louder_than_pauses(utt):
 
 
 def test_length_scale_changes_speaking_rate():
-    slow = piper_voice.piper_audio("Good morning everyone.", length_scale=1.4)
-    fast = piper_voice.piper_audio("Good morning everyone.", length_scale=0.8)
+    # no noise: the random durations alone moved the ratio out of bounds now and then
+    quiet = {"noise_scale": 0.0, "noise_w_scale": 0.0}
+    slow = piper_voice.piper_audio("Good morning everyone.", length_scale=1.4, **quiet)
+    fast = piper_voice.piper_audio("Good morning everyone.", length_scale=0.8, **quiet)
     assert len(slow) / len(fast) == pytest.approx(1.4 / 0.8, rel=0.2)
 
 
