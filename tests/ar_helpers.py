@@ -87,9 +87,16 @@ def open_head(model, std: float = 0.5):
     return model
 
 
-def random_pipeline_folder(root: Path, audio_streams: int = 1, chunk_size: int = 1) -> Path:
+def random_pipeline_folder(
+    root: Path,
+    audio_streams: int = 1,
+    chunk_size: int = 1,
+    modalities: tuple[str, ...] | None = None,
+    num_actions: int = 5,
+) -> Path:
     """A 64x64 pipeline with random weights (delta target, head opened) saved under ``root``; two audio
-    streams make it a duplex model, ``chunk_size`` n > 1 the paper's layout."""
+    streams make it a duplex model, ``chunk_size`` n > 1 the paper's layout, ``modalities`` e.g.
+    ("action",) a world model (of ``num_actions`` actions)."""
     from dataclasses import replace
 
     import torch
@@ -100,6 +107,9 @@ def random_pipeline_folder(root: Path, audio_streams: int = 1, chunk_size: int =
     torch.manual_seed(0)
     ae = DCAutoencoder(ae_config()).save_pretrained(root / "ae")
     config = ar_config(target="delta", chunk_size=chunk_size)
-    config = replace(config, conditions=replace(config.conditions, audio_streams=audio_streams))
-    folder = root / f"pipeline-{audio_streams}-{chunk_size}"
+    cond = replace(config.conditions, audio_streams=audio_streams)
+    if modalities is not None:
+        cond = replace(cond, modalities=modalities, num_actions=num_actions)
+    config = replace(config, conditions=cond)
+    folder = root / f"pipeline-{audio_streams}-{chunk_size}-{'-'.join(cond.modalities)}"
     return save_pipeline(folder, ae, open_head(ARModel(config), 0.05), "test")

@@ -65,6 +65,22 @@ def test_train_ae_refuses_a_dataset_of_the_wrong_size(tiny_dataset, tmp_path, ca
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "--data is needed"),
+        (["--mouth-channels", "4", "--data", "x"], "--mouth-channels renders its own training frames"),
+        (["--mouth-channels", "32"], "mouth_channels=32 must be in 0..31"),
+        (["--mouth-channels", "4", "--window", "4"], "the mouth swap trains on single frames"),
+    ],
+)
+def test_train_ae_bad_data_and_mouth_options_exit_2(tmp_path, capsys, args, message):
+    code = main(["train", "ae", "--out", str(tmp_path / "r"), "--steps", "1", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "r").exists()
+
+
 def test_ae_encode_and_eval_commands(tiny_dataset, tmp_path, capsys):
     from ae_helpers import small_config
     from avatarlm.autoencoder.model import DCAutoencoder

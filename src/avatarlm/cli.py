@@ -9,6 +9,7 @@ from pathlib import Path
 
 from avatarlm.cli_chat import add_chat_parser, run_chat
 from avatarlm.cli_eval import add_eval_parser, run_eval
+from avatarlm.cli_play import add_play_parser, run_play
 from avatarlm.cli_serve import add_serve_parser, run_serve
 from avatarlm.cli_train import add_train_parser, run_train
 
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_chat_parser(sub)
     add_serve_parser(sub)
+    add_play_parser(sub)
 
     aecmd = sub.add_parser("ae", help="use a trained autoencoder").add_subparsers(
         dest="ae_command", required=True
@@ -214,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_chat(args)
         elif args.command == "serve":
             run_serve(args)
+        elif args.command == "play":
+            run_play(args)
         elif args.command == "ae":
             _ae_command(args)
     except (ValueError, FileNotFoundError) as e:

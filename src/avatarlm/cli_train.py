@@ -14,7 +14,18 @@ def add_train_parser(sub: Any) -> None:
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="train_command", required=True)
     ae = train.add_parser("ae", help="train the deep-compression autoencoder on a dataset")
     ae.add_argument("--preset", default="tiny", help="autoencoder preset: tiny, small_f32, small_f64")
-    ae.add_argument("--data", required=True, help="dataset folder written by `avatarlm data synth`")
+    ae.add_argument(
+        "--data",
+        default=None,
+        help="dataset folder written by `avatarlm data synth` (not with --mouth-channels)",
+    )
+    ae.add_argument(
+        "--mouth-channels",
+        type=int,
+        default=0,
+        help="give the first K latent channels the mouth, shared by every face: trains on rendered "
+        "mouth-swap triples (spatial stage; --init-from a trained model to fine-tune it)",
+    )
     ae.add_argument(
         "--out", required=True, help="run folder (checkpoints; a rerun resumes; model in OUT/model)"
     )
@@ -95,9 +106,13 @@ def _train_ae(args: argparse.Namespace) -> None:
     from avatarlm.config import AETrainConfig
     from avatarlm.trainer.ae_run import run_ae_training
 
-    cfg = AETrainConfig.from_preset_or_file(
-        args.preset, stage=args.stage, init_from=args.init_from, **_overrides(args.set)
-    )
+    overrides = _overrides(args.set)
+    if args.mouth_channels:
+        overrides["autoencoder.mouth_channels"] = args.mouth_channels
+        if args.data is not None:
+            raise ValueError("--mouth-channels renders its own training frames: leave out --data")
+    cfg = AETrainConfig.from_preset_or_file(args.preset, stage=args.stage, init_from=args.init_from)
+    cfg = cfg.with_overrides(overrides)
     model = run_ae_training(cfg, args.data, args.out, args.steps, args.batch, args.window, args.max_clips)
     print(f"wrote {model}")
 

@@ -72,6 +72,22 @@ class ComponentConfig:
         """A validated copy with some fields changed."""
         return type(self).from_dict({**self.to_dict(), **changes})
 
+    def with_overrides(self, overrides: dict[str, Any]) -> Self:
+        """``{"lr": 1e-3, "model.backbone.num_layers": 2}`` -> a validated copy; dotted keys reach nested
+        configs (what ``--set KEY=VALUE`` gives)."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            node = data
+            *parents, leaf = key.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise ValueError(f"--set {key}: {part!r} is not a nested config")
+                node = node[part]
+            if leaf not in node:
+                raise ValueError(f"--set {key}: unknown field {leaf!r}; known: {', '.join(sorted(node))}")
+            node[leaf] = value
+        return type(self).from_dict(data)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict including ``kind``; tuples become lists, nested configs nested dicts."""
         out: dict[str, Any] = {"kind": self.kind}
@@ -215,6 +231,9 @@ class AutoencoderConfig(ComponentConfig):
     temporal_window: int = 8
     temporal_levels: int = 5
     temporal_attention_levels: int = 1
+    # The first `mouth_channels` latent channels hold the mouth, the same on every face (trained with the
+    # mouth-swap objective, `avatarlm.autoencoder.mouth_swap`); 0 = no such channels.
+    mouth_channels: int = 0
     # Latent normalisation: latents seen by users are (z - shift) / scale, per channel; empty = identity.
     latent_shift: tuple[float, ...] = field(default_factory=tuple)
     latent_scale: tuple[float, ...] = field(default_factory=tuple)
@@ -258,6 +277,11 @@ class AutoencoderConfig(ComponentConfig):
         for a, b in zip(self.widths[:-1], self.widths[1:], strict=True):
             if (4 * a) % b:
                 raise ValueError(f"widths {a}->{b}: 4*{a} must be divisible by {b} for the residual shortcut")
+        if not 0 <= self.mouth_channels < self.latent_channels:
+            raise ValueError(
+                f"mouth_channels={self.mouth_channels} must be in 0..{self.latent_channels - 1} "
+                "(some latent channels must hold the rest of the face)"
+            )
         if self.widths[-1] % self.latent_channels:
             raise ValueError(
                 f"latent_channels={self.latent_channels} must divide the last width {self.widths[-1]}"
@@ -327,6 +351,10 @@ class AETrainConfig(ComponentConfig):
     gan_start_step: int = 2000
     disc_lr: float = 2e-4
     disc_width: int = 32
+    # Mouth swap (when autoencoder.mouth_channels > 0; batches are (face, target, donor) triples):
+    # weight of the swapped decode's loss, and of the non-mouth channels' invariance to the mouth.
+    mouth_swap_weight: float = 1.0
+    mouth_invariance_weight: float = 1.0
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     latent_stats_batches: int = 4
@@ -344,7 +372,8 @@ class AETrainConfig(ComponentConfig):
                 f"checkpoint_every={self.checkpoint_every} and keep_checkpoints={self.keep_checkpoints} "
                 "must be >= 1"
             )
-        if min(self.l1_weight, self.ssim_weight, self.temporal_weight, self.gan_weight) < 0:
+        weights = (self.l1_weight, self.ssim_weight, self.temporal_weight, self.gan_weight)
+        if min(*weights, self.mouth_swap_weight, self.mouth_invariance_weight) < 0:
             raise ValueError("loss weights must be non-negative")
         if self.warmup_steps < 0 or self.gan_start_step < 0 or self.latent_stats_batches < 1:
             raise ValueError(

@@ -13,7 +13,6 @@ from avatarlm.model import ARModel
 from avatarlm.trainer.ar import train_ar, window_sampler
 from avatarlm.trainer.ar_config import ARTrainConfig
 from avatarlm.trainer.ar_data import load_ar_clips
-from avatarlm.trainer.ar_run import apply_overrides
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +94,10 @@ def test_config_checks_and_overrides():
     cfg = ARTrainConfig.preset("tiny")
     assert cfg.lr_at(0, 1000) < cfg.lr_at(cfg.warmup_steps - 1, 1000) == pytest.approx(cfg.lr)
     assert cfg.lr_at(999, 1000) == pytest.approx(cfg.lr * cfg.min_lr_ratio, rel=1e-3)
-    changed = apply_overrides(cfg, {"lr": 1e-3, "model.backbone.num_layers": 2})
+    changed = cfg.with_overrides({"lr": 1e-3, "model.backbone.num_layers": 2})
     assert changed.lr == 1e-3 and changed.model.backbone.num_layers == 2
     with pytest.raises(ValueError, match="unknown field 'nope'"):
-        apply_overrides(cfg, {"model.nope": 1})
+        cfg.with_overrides({"model.nope": 1})
     with pytest.raises(ValueError, match="multiple of micro_batch"):
         train_config(batch_size=3, micro_batch=2)
     with pytest.raises(ValueError, match="ema_decay"):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from avatarlm.conditions.action import NO_ACTION
 from avatarlm.conditions.pose import NUM_KEYPOINTS
 from avatarlm.conditions.projector import ConditionBatch
 from avatarlm.pipeline.audio_input import SAMPLE_RATE, AudioInput
@@ -91,8 +92,12 @@ def reference_image(pipe: Pipeline, identity_seed: int) -> np.ndarray:
 
 
 class StreamingSession:
-    """``push_audio`` / ``push_partner_audio`` / ``push_text`` / ``push_pose`` in any order and chunking;
-    ``frames()`` yields ``(seconds, frame)``."""
+    """``push_audio`` / ``push_partner_audio`` / ``push_text`` / ``push_pose`` / ``push_action`` in any order
+    and chunking; ``frames()`` yields ``(seconds, frame)``.
+
+    The model's clock is its audio: frame j comes once the audio up to its look-ahead is in. A model with
+    actions and no audio (a world model) is clocked by its actions instead: every pushed action is one
+    frame's (the action taken before it), and the frame comes as soon as its action is in."""
 
     def __init__(
         self,
@@ -113,16 +118,22 @@ class StreamingSession:
                 f"a model with chunks of {n} frames rolls its window by whole chunks: roll='rotate' with "
                 f"window_frames and evict_frames multiples of {n}"
             )
-        if "audio" not in cond.modalities:
-            raise ValueError("a session needs a model with an audio condition")
+        self._clock = "audio" if "audio" in cond.modalities else "action"
+        if self._clock not in cond.modalities:
+            raise ValueError("a session needs a model with an audio or an action condition")
+        if self._clock == "action" and self.config.guided:
+            raise ValueError("lip_strength guides the audio: a model without audio takes lip_strength=1")
+        self._num_actions = cond.num_actions if "action" in cond.modalities else 0
+        self._takes_text = "text" in cond.modalities
         self.fps = cond.fps
         image = reference if reference is not None else reference_image(pipe, int(identity_seed or 0))
         self.reference = encode_reference(pipe.autoencoder, image)
-        self._audio = AudioInput(model.conditions.audio_stream(1))
+        self._audio = AudioInput(model.conditions.audio_stream(1)) if self._clock == "audio" else None
+        self._action = NO_ACTION  # audio-clocked models with actions: the running one
         self._text: str | None = None
         self._spans: list[tuple[float, float, str]] = []  # (start s, end s, instruction) pushed with a span
         self._pose: tuple[torch.Tensor, torch.Tensor] | None = None  # (1, 1, 3), (1, 1, K, 2)
-        self._tokens: deque[torch.Tensor] = deque()  # audio tokens (S*T, d) of frames not generated yet
+        self._tokens: deque[torch.Tensor] = deque()  # audio tokens (S*T, d) or action ids of frames to come
         self._arrival: deque[float] = deque()  # when each of those became available
         self._kept: list[KeptFrame] = []
         self._inside = 0  # frames of the current chunk still to generate (chunks of n > 1 frames)
@@ -140,23 +151,48 @@ class StreamingSession:
     def push_audio(self, pcm: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> None:
         """Append the avatar's own voice: mono PCM (int16, or float in [-1, 1]) at ``sample_rate``; other
         rates than 16 kHz go through one stateful resampler (the first rate pushed is the stream's)."""
-        self._take(self._audio.push(0, pcm, sample_rate))
+        self._take(self._audio_input().push(0, pcm, sample_rate))
 
     def push_partner_audio(self, pcm: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> None:
         """Append the other party's voice (duplex models): the avatar listens while it plays. Frame j waits
         for both streams up to its look-ahead; ``advance`` fills a silent partner on the clock."""
-        self._take(self._audio.push(1, pcm, sample_rate))
+        self._take(self._audio_input().push(1, pcm, sample_rate))
 
-    def _take(self, tokens: torch.Tensor) -> None:
+    def push_action(self, action: int | None, frames: int = 1) -> None:
+        """The action taken before the next frame (an id in [0, num_actions), None for none). A world
+        model (actions, no audio) gets one frame per action, ``frames`` frames when the same action is held
+        that long; a model that also hears audio takes it for the frames generated from now on."""
+        if not self._num_actions:
+            raise ValueError("this model takes no action condition")
+        if action is None:
+            action = NO_ACTION
+        if isinstance(action, bool) or not isinstance(action, int | np.integer):
+            raise ValueError(f"an action is an integer id or None, got {action!r}")
+        if not NO_ACTION <= int(action) < self._num_actions:
+            raise ValueError(f"action ids are 0..{self._num_actions - 1} (or None), got {action}")
+        if self._clock == "audio":
+            self._action = int(action)
+            return
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+            raise ValueError(f"frames must be a positive integer, got {frames!r}")
+        self._take(torch.full((1, frames), int(action), dtype=torch.long))
+
+    def _audio_input(self) -> AudioInput:
+        if self._audio is None:
+            raise ValueError("this model takes no audio: it is driven by push_action")
+        return self._audio
+
+    def _take(self, items: torch.Tensor) -> None:
+        """Queue (1, F, ...) per-frame inputs: audio tokens, or action ids for an action-clocked model."""
         now = time.perf_counter()
-        for i in range(tokens.shape[1]):
-            self._tokens.append(tokens[0, i])
+        for i in range(items.shape[1]):
+            self._tokens.append(items[0, i])
             self._arrival.append(now)
 
     @property
     def silence_filled(self) -> int:
         """Samples of silence ``advance`` filled in for late audio, over all streams."""
-        return sum(self._audio.silence_filled)
+        return sum(self._audio.silence_filled) if self._audio is not None else 0
 
     def advance(self, now: float | None = None) -> None:
         """Keep a live session on the clock: where an audio stream is more than ``grace_seconds`` behind
@@ -164,6 +200,8 @@ class StreamingSession:
         silence, so the avatar goes on (and goes quiet) when the speaker stops or the connection stalls.
         Audio that arrives later follows the silence (a server delays the sound track by the session's
         latency)."""
+        if self._audio is None:  # action-clocked: frames wait for their actions
+            return
         if now is None:
             now = time.perf_counter() - self._start
         self._take(self._audio.advance(now - self.config.grace_seconds))
@@ -174,6 +212,8 @@ class StreamingSession:
         instead, on top of (and ahead of) the running one; spans may be pushed ahead of time."""
         if instruction is not None and not isinstance(instruction, str):
             raise ValueError(f"an instruction must be a string or None, got {type(instruction).__name__}")
+        if instruction and not self._takes_text:
+            raise ValueError("this model takes no text condition")
         if span is None:
             self._text = instruction or None
             return
@@ -213,7 +253,8 @@ class StreamingSession:
     def flush(self) -> None:
         """End of the audio: the streams are padded with silence to the longest and then past its
         look-ahead, so every pushed 40 ms gets a frame."""
-        self._take(self._audio.flush())
+        if self._audio is not None:
+            self._take(self._audio.flush())
         self._flushed = True
 
     # -- output --------------------------------------------------------------------------------------
@@ -236,7 +277,6 @@ class StreamingSession:
             self._inside -= 1
         else:
             cond, ready = self._chunk_conditions()
-        t1 = time.perf_counter()
         t1 = time.perf_counter()
         latent = model.step(self._state, cond, guidance=guidance)[0]
         index = self._state.frame
@@ -261,20 +301,25 @@ class StreamingSession:
         offline run and the training layout pad conditions past the clip."""
         model, n, k = self.pipe.model, self._chunk, self._state.frame
         take = min(n, len(self._tokens))
-        audio = torch.stack([self._tokens.popleft() for _ in range(take)])[None]
+        inputs = torch.stack([self._tokens.popleft() for _ in range(take)])[None]
+        audio, action = (inputs, None) if self._clock == "audio" else (None, inputs)
+        if self._clock == "audio" and self._num_actions:
+            action = torch.full((1, take), self._action, dtype=torch.long)
         ready = [self._arrival.popleft() for _ in range(take)][-1]
         self._inside = take - 1
         self._chunk_ready = ready
-        texts = [[self._text_at((k + 1 + i) / self.fps) for i in range(take)]]
+        texts = [[self._text_at((k + 1 + i) / self.fps) for i in range(take)]] if self._takes_text else None
         self._spans = [sp for sp in self._spans if sp[1] > k / self.fps]  # bounded
         pose, keypoints = self._pose if self._pose is not None else (None, None)
         if pose is not None and keypoints is not None:
             pose, keypoints = pose.expand(1, take, -1), keypoints.expand(1, take, -1, -1)
-        batch = ConditionBatch(audio_tokens=audio, text=texts, pose=pose, keypoints=keypoints, batch_size=1,
-                               num_frames=take)  # fmt: skip
+        batch = ConditionBatch(audio_tokens=audio, text=texts, pose=pose, keypoints=keypoints, action=action,
+                               batch_size=1, num_frames=take)  # fmt: skip
         cond = model.encode_conditions(batch)
         if self.config.guided:  # row 1: the same frames with null audio
-            silent = ConditionBatch(text=texts, pose=pose, keypoints=keypoints, batch_size=1, num_frames=take)
+            silent = ConditionBatch(
+                text=texts, pose=pose, keypoints=keypoints, action=action, batch_size=1, num_frames=take
+            )
             cond = torch.cat([cond, model.encode_conditions(silent)])
         if take < n:
             cond = torch.cat([cond, cond.new_zeros(cond.shape[0], n - take, *cond.shape[2:])], dim=1)

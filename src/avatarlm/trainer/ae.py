@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ..autoencoder.loss import AutoencoderLoss
 from ..autoencoder.model import DCAutoencoder
+from ..autoencoder.mouth_swap import MouthSwapLoss
 from ..config import AETrainConfig
 from ..io import atomic_write_json
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -52,8 +53,16 @@ def build_model(cfg: AETrainConfig) -> DCAutoencoder:
     else freshly initialised from ``cfg.autoencoder``."""
     temporal = cfg.stage != "spatial"
     if cfg.init_from:
-        return DCAutoencoder.from_pretrained(cfg.init_from, temporal=temporal)
+        model = DCAutoencoder.from_pretrained(cfg.init_from, temporal=temporal)
+        if cfg.autoencoder.mouth_channels:  # a run may give an earlier model mouth channels
+            model.config = model.config.replace(mouth_channels=cfg.autoencoder.mouth_channels)
+        return model
     return DCAutoencoder(cfg.autoencoder.replace(temporal=temporal))
+
+
+def uses_mouth_swap(cfg: AETrainConfig, model: DCAutoencoder) -> bool:
+    """Whether a run trains on (face, target, donor) triples with the mouth-swap objective."""
+    return model.config.mouth_channels > 0 and cfg.mouth_swap_weight > 0
 
 
 def trainable_parameters(model: DCAutoencoder, stage: str) -> list[torch.nn.Parameter]:
@@ -128,6 +137,13 @@ def train_autoencoder(
         cfg.gan_start_step,
         cfg.disc_width,
     ).to(device)
+    swap_loss = None
+    if uses_mouth_swap(cfg, model):
+        if cfg.stage != "spatial":
+            raise ValueError("the mouth swap trains on single frames: use it in the spatial stage")
+        swap_loss = MouthSwapLoss(
+            loss_fn, model.config.mouth_channels, cfg.mouth_swap_weight, cfg.mouth_invariance_weight
+        )
     modules: dict[str, torch.nn.Module] = {"model": model}
     optimizers: dict[str, torch.optim.Optimizer] = {"model": opt}
     disc_opt = None
@@ -147,14 +163,19 @@ def train_autoencoder(
     bar = tqdm(total=steps, initial=min(step, steps), disable=not progress, desc=f"ae/{cfg.stage}")
     while step < steps:
         x = clips_to_tensor(clips(rng), c.image_height, c.image_width, device)
-        if cfg.stage == "spatial":
-            x = x.reshape(-1, 1, *x.shape[2:])
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step, steps, final_lr_fraction)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            recon = model.reconstruct(x)
-        recon = recon.float()
-        loss, parts = loss_fn(recon, x, step)
+        if swap_loss is not None:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss, recon, parts = swap_loss(model, x, step)
+            x = x[:, :1]  # the faces, what the discriminator compares the reconstructions with
+        else:
+            if cfg.stage == "spatial":
+                x = x.reshape(-1, 1, *x.shape[2:])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                recon = model.reconstruct(x)
+            recon = recon.float()
+            loss, parts = loss_fn(recon, x, step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -168,7 +189,7 @@ def train_autoencoder(
             parts["gan_d"] = float(d_loss.detach())
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{parts['loss']:.4f}", l1=f"{parts['l1']:.4f}")
+        bar.set_postfix({k: f"{parts[k]:.4f}" for k in ("loss", "l1", "swap_l1", "invariance") if k in parts})
         if on_step is not None:
             on_step(step, parts)
         if step % cfg.checkpoint_every == 0 or step == steps:

@@ -7,12 +7,17 @@ from pathlib import Path
 
 from avatarlm.config import AETrainConfig
 from avatarlm.data.frame_sampler import FrameSampler
+from avatarlm.data.mouth_swap import MouthSwapSampler
+from avatarlm.data.splits import split_identities
 from avatarlm.trainer.ae import train_autoencoder
+
+# Identities the mouth-swap triples are drawn from (train split), the first this many seeds of it.
+MOUTH_SWAP_IDENTITIES = 20_000
 
 
 def run_ae_training(
     cfg: AETrainConfig,
-    data: str | os.PathLike[str],
+    data: str | os.PathLike[str] | None,
     out: str | os.PathLike[str],
     steps: int,
     batch: int = 16,
@@ -20,9 +25,28 @@ def run_ae_training(
     max_clips: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train (resuming ``out``) on ``batch`` windows of ``window`` frames per step; returns ``out/model``."""
+    """Train (resuming ``out``) on ``batch`` windows of ``window`` frames per step; returns ``out/model``.
+
+    With ``cfg.autoencoder.mouth_channels`` > 0 (and a positive swap weight) every step renders ``batch``
+    mouth-swap triples of train-split identities instead (``data`` is then not read and may be None).
+    """
     if batch < 1 or steps < 1 or window < 1:
         raise ValueError(f"batch, steps and window must be at least 1, got {batch}, {steps} and {window}")
+    if cfg.autoencoder.mouth_channels > 0 and cfg.mouth_swap_weight > 0:
+        if window != 1:
+            raise ValueError("the mouth swap trains on single frames: leave --window at 1")
+        size = cfg.autoencoder.image_height
+        if cfg.autoencoder.image_width != size:
+            raise ValueError("mouth-swap triples are rendered square: the autoencoder's frame must be square")
+        triples = MouthSwapSampler(split_identities("train", MOUTH_SWAP_IDENTITIES), size=size)
+        if progress:
+            print(f"training on rendered mouth-swap triples of {MOUTH_SWAP_IDENTITIES} train identities")
+        train_autoencoder(cfg, lambda rng: triples(rng, batch), out, steps, progress=progress)
+        return Path(out) / "model"
+    if data is None:
+        raise ValueError(
+            "--data is needed (a dataset from `avatarlm data synth`) unless --mouth-channels is set"
+        )
     sampler = FrameSampler(Path(data), "train", window=window, max_clips=max_clips, show_progress=progress)
     want = (cfg.autoencoder.image_height, cfg.autoencoder.image_width, 3)
     if sampler.frame_shape != want:

@@ -18,22 +18,6 @@ from avatarlm.trainer.ar_data import load_ar_clips
 from avatarlm.trainer.distributed import init_distributed, shutdown
 
 
-def apply_overrides(cfg: ARTrainConfig, overrides: dict[str, Any]) -> ARTrainConfig:
-    """``{"lr": 1e-3, "model.backbone.num_layers": 2}`` -> a new config; dotted keys reach nested configs."""
-    data = cfg.to_dict()
-    for key, value in overrides.items():
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                raise ValueError(f"--set {key}: {part!r} is not a nested config")
-            node = node[part]
-        if leaf not in node:
-            raise ValueError(f"--set {key}: unknown field {leaf!r}; known: {', '.join(sorted(node))}")
-        node[leaf] = value
-    return ARTrainConfig.from_dict(data)
-
-
 def run_ar_training(
     preset: str,
     data: str | os.PathLike[str],
@@ -48,7 +32,7 @@ def run_ar_training(
     """Train and write ``out/pipeline``; returns its path (None on processes other than the first)."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no CUDA device is available")
-    cfg = apply_overrides(ARTrainConfig.from_preset_or_file(preset), overrides or {})
+    cfg = ARTrainConfig.from_preset_or_file(preset).with_overrides(overrides or {})
     ae = DCAutoencoder.from_pretrained(ae_folder)
     check_compatible(ae, ARModel(cfg.model))
     ctx = init_distributed(device)

@@ -26,7 +26,6 @@ from avatarlm.pipeline.folder import load_pipeline, save_pipeline
 from avatarlm.trainer.ar import train_ar, window_sampler
 from avatarlm.trainer.ar_config import ARTrainConfig
 from avatarlm.trainer.ar_data import ARClip, WindowSampler, load_ar_clips
-from avatarlm.trainer.ar_run import apply_overrides
 from avatarlm.trainer.checkpoint import LATEST
 from avatarlm.trainer.distributed import init_distributed, shutdown
 from avatarlm.trainer.duplex_init import duplex_state
@@ -81,7 +80,7 @@ def duplex_sampler(cfg: ARTrainConfig, clips: Sequence[ARClip], fraction: float)
 def duplex_train_config(init: ARModel, overrides: dict[str, Any] | None = None) -> ARTrainConfig:
     """The init model's config with two audio streams, fine-tuning settings, then ``overrides``."""
     model = replace(init.config, conditions=replace(init.config.conditions, audio_streams=2))
-    cfg = apply_overrides(ARTrainConfig(model=model, **FINE_TUNE), overrides or {})
+    cfg = ARTrainConfig(model=model, **FINE_TUNE).with_overrides(overrides or {})
     cond = cfg.model.conditions
     if "audio" not in cond.modalities or cond.audio_streams != 2:
         raise ValueError("a duplex model hears two audio streams: it needs audio and audio_streams = 2")

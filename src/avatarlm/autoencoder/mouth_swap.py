@@ -1,0 +1,77 @@
+"""The mouth-swap objective: the first ``k`` latent channels hold the mouth, the same way on every face.
+
+On a triple (face, target, donor) from :class:`avatarlm.data.mouth_swap.MouthSwapSampler` the model
+encodes all three frames once and decodes three latents: the face's and the donor's own (ordinary
+reconstruction) and the face's latent with its first ``k`` channels, in every token, replaced by the
+donor's (``swap_mouth``), which must decode to the target — the face wearing the donor's mouth. A third
+term asks the other channels of face and target, which differ only in the mouth, to be equal, so that a
+mouth movement changes the mouth channels alone: the latent change that opens a mouth is then one shared
+direction, which an AR model can learn from audio once instead of once per face.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .loss import AutoencoderLoss
+from .model import DCAutoencoder
+
+
+def swap_mouth(face: torch.Tensor, donor: torch.Tensor, mouth_channels: int) -> torch.Tensor:
+    """Latents (..., C, h, w): ``face`` with its first ``mouth_channels`` channels taken from ``donor``."""
+    if face.shape != donor.shape:
+        raise ValueError(f"face and donor latents differ in shape: {face.shape} vs {donor.shape}")
+    if not 0 < mouth_channels < face.shape[-3]:
+        raise ValueError(f"mouth_channels must be in 1..{face.shape[-3] - 1}, got {mouth_channels}")
+    return torch.cat([donor[..., :mouth_channels, :, :], face[..., mouth_channels:, :, :]], dim=-3)
+
+
+def mouth_invariance(face: torch.Tensor, target: torch.Tensor, mouth_channels: int) -> torch.Tensor:
+    """Mean squared difference of the non-mouth channels of two latents (..., C, h, w) that differ only
+    in the mouth, relative to those channels' variance over the batch (so shrinking the latent does not
+    lower it)."""
+    a, b = face[..., mouth_channels:, :, :], target[..., mouth_channels:, :, :]
+    spread = a.detach().flatten(0, -4).var(dim=0).mean().clamp_min(1e-6)
+    return (a - b).pow(2).mean() / spread
+
+
+class MouthSwapLoss(nn.Module):
+    """Reconstruction of face and donor + the swap term + the invariance term, on triples (B, 3, 3, H, W)."""
+
+    def __init__(
+        self,
+        pixel_loss: AutoencoderLoss,
+        mouth_channels: int,
+        swap_weight: float = 1.0,
+        invariance_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if mouth_channels < 1:
+            raise ValueError(f"the mouth swap needs mouth_channels >= 1, got {mouth_channels}")
+        self.pixel_loss = pixel_loss
+        self.mouth_channels = mouth_channels
+        self.swap_weight, self.invariance_weight = swap_weight, invariance_weight
+
+    def forward(
+        self, model: DCAutoencoder, triples: torch.Tensor, step: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """(loss, reconstructions of the faces (B, 1, 3, H, W), logged parts)."""
+        if triples.dim() != 5 or triples.shape[1] != 3:
+            raise ValueError(f"mouth-swap batches are (B, 3, 3, H, W) triples, got {tuple(triples.shape)}")
+        b = triples.shape[0]
+        z = model.encode_raw(triples.reshape(3 * b, 1, *triples.shape[2:])).view(b, 3, *model.latent_shape)
+        face, target, donor = z.unbind(1)
+        swapped = swap_mouth(face, donor, self.mouth_channels)
+        decoded = model.decode_raw(torch.stack([face, donor, swapped], 1).flatten(0, 1)[:, None]).float()
+        frame = triples.shape[2:]
+        decoded = decoded.view(b, 3, *frame)
+        with torch.autocast(decoded.device.type, enabled=False):  # losses in fp32 under mixed precision
+            # face and donor reconstructions (2B, 1, ...) against their frames; the swap against the target
+            own = decoded[:, [0, 1]].reshape(2 * b, 1, *frame)
+            rec_loss, parts = self.pixel_loss(own, triples[:, [0, 2]].reshape(2 * b, 1, *frame), step)
+            swap_loss, swap_parts = self.pixel_loss(decoded[:, 2:3], triples[:, 1:2], step)
+            inv = mouth_invariance(face.float(), target.float(), self.mouth_channels)
+        loss = rec_loss + self.swap_weight * swap_loss + self.invariance_weight * inv
+        parts.update(swap_l1=swap_parts["l1"], invariance=float(inv.detach()), loss=float(loss.detach()))
+        return loss, decoded[:, :1], parts

@@ -1,0 +1,101 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ae_helpers import small_config
+from avatarlm.autoencoder.loss import AutoencoderLoss
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.autoencoder.mouth_swap import MouthSwapLoss, mouth_invariance, swap_mouth
+from avatarlm.config import AETrainConfig, AutoencoderConfig
+from avatarlm.data.mouth_swap import MouthSwapSampler
+from avatarlm.io import read_json
+from avatarlm.trainer import train_autoencoder
+from avatarlm.trainer.ae import clips_to_tensor
+
+AE = small_config(temporal=False, mouth_channels=2)
+
+
+def test_swap_takes_the_mouth_channels_of_every_token_from_the_donor() -> None:
+    face, donor = torch.zeros(2, 1, 8, 4, 4), torch.ones(2, 1, 8, 4, 4)
+    mixed = swap_mouth(face, donor, 3)
+    assert torch.equal(mixed[:, :, :3], donor[:, :, :3]) and torch.equal(mixed[:, :, 3:], face[:, :, 3:])
+    with pytest.raises(ValueError, match="mouth_channels must be in 1..7"):
+        swap_mouth(face, donor, 8)
+    with pytest.raises(ValueError, match="differ in shape"):
+        swap_mouth(face, donor[:1], 3)
+
+
+def test_invariance_ignores_the_mouth_channels_and_the_latent_scale() -> None:
+    g = torch.Generator().manual_seed(0)
+    face = torch.randn(6, 8, 4, 4, generator=g)
+    target = face.clone()
+    target[:, :2] += 5.0  # another mouth: only the mouth channels move
+    assert float(mouth_invariance(face, target, 2)) == 0.0
+    target[:, 2:] += 0.1 * torch.randn(6, 6, 4, 4, generator=g)
+    small = mouth_invariance(face, target, 2)
+    assert float(small) > 0
+    torch.testing.assert_close(mouth_invariance(10 * face, 10 * target, 2), small)  # shrinking doesn't pay
+
+
+def test_config_keeps_some_channels_for_the_rest_of_the_face() -> None:
+    with pytest.raises(ValueError, match="mouth_channels=8 must be in 0..7"):
+        small_config(mouth_channels=8)
+    assert AutoencoderConfig.preset("tiny").mouth_channels == 0
+
+
+def test_mouth_swap_loss_falls_on_a_fixed_batch() -> None:
+    torch.manual_seed(0)
+    model = DCAutoencoder(AE)
+    loss_fn = MouthSwapLoss(AutoencoderLoss(ssim_weight=0.0, temporal_weight=0.0), AE.mouth_channels)
+    triples = clips_to_tensor(MouthSwapSampler([1, 2, 3], size=32)(np.random.default_rng(0), 4), 32, 32)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(40):
+        loss, recon, parts = loss_fn(model, triples, step)
+        assert recon.shape == (4, 1, 3, 32, 32) and {"swap_l1", "invariance", "l1"} <= parts.keys()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.6 * losses[0], losses[::8]
+    with pytest.raises(ValueError, match=r"\(B, 3, 3, H, W\) triples"):
+        loss_fn(model, triples[:, :1], 0)
+
+
+def triples(rng: np.random.Generator) -> np.ndarray:
+    return MouthSwapSampler([1, 2, 3, 4], size=32)(rng, 2)
+
+
+def test_training_with_mouth_channels_resumes_and_records_them(tmp_path: Path) -> None:
+    cfg = AETrainConfig(autoencoder=AE, lr=1e-3, warmup_steps=1, checkpoint_every=2, latent_stats_batches=1)
+    model = train_autoencoder(cfg, triples, tmp_path / "a", steps=3, progress=False)
+    assert read_json(tmp_path / "a" / "model" / "config.json")["mouth_channels"] == 2
+    calls = {"n": 0}
+
+    def dying(rng: np.random.Generator) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return triples(rng)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_autoencoder(cfg, dying, tmp_path / "b", steps=3, progress=False)
+    resumed = train_autoencoder(cfg, triples, tmp_path / "b", steps=3, progress=False)
+    for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_mouth_channels_given_to_a_trained_model_and_refused_outside_the_spatial_stage(
+    tmp_path: Path,
+) -> None:
+    plain = DCAutoencoder(small_config(temporal=False))
+    plain.save_pretrained(tmp_path / "plain")
+    cfg = AETrainConfig(
+        autoencoder=AE, init_from=str(tmp_path / "plain"), warmup_steps=1, latent_stats_batches=1
+    )
+    model = train_autoencoder(cfg, triples, tmp_path / "run", steps=1, progress=False)
+    assert model.config.mouth_channels == 2
+    with pytest.raises(ValueError, match="use it in the spatial stage"):
+        train_autoencoder(cfg.replace(stage="joint"), triples, tmp_path / "joint", steps=1, progress=False)
