@@ -11,6 +11,7 @@ from avatarlm.cli_chat import add_chat_parser, run_chat
 from avatarlm.cli_eval import add_eval_parser, run_eval
 from avatarlm.cli_play import add_play_parser, run_play
 from avatarlm.cli_serve import add_serve_parser, run_serve
+from avatarlm.cli_serve_cluster import add_serve_cluster_parser, run_serve_cluster
 from avatarlm.cli_train import add_train_parser, run_train
 
 
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_chat_parser(sub)
     add_serve_parser(sub)
+    add_serve_cluster_parser(sub)
     add_play_parser(sub)
 
     aecmd = sub.add_parser("ae", help="use a trained autoencoder").add_subparsers(
@@ -216,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_chat(args)
         elif args.command == "serve":
             run_serve(args)
+        elif args.command == "serve-cluster":
+            run_serve_cluster(args)
         elif args.command == "play":
             run_play(args)
         elif args.command == "ae":

@@ -23,6 +23,7 @@ def add_serve_parser(sub: Any) -> None:
     serve.add_argument("--token", default=None, help="API token (default: $AVATARLM_TOKEN; none: open)")
     serve.add_argument("--lip-strength", type=float, default=1.0, help="guidance on the audio (costs 2x)")
     serve.add_argument("--seed", type=int, default=0, help="noise seed of every session")
+    serve.add_argument("--replica-name", default=None, help="name in /api/info (default: PID:PORT)")
 
 
 def run_serve(args: argparse.Namespace) -> None:
@@ -35,7 +36,10 @@ def run_serve(args: argparse.Namespace) -> None:
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {args.port}")
     token = args.token or os.environ.get("AVATARLM_TOKEN") or None
-    config = ServeConfig(max_sessions=args.max_sessions, idle_seconds=args.idle_seconds, token=token)
+    replica = args.replica_name or f"{os.getpid()}:{args.port}"
+    config = ServeConfig(
+        max_sessions=args.max_sessions, idle_seconds=args.idle_seconds, token=token, replica=replica
+    )
     session = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
     pipe = load_pipeline(args.model)
     if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -43,6 +44,7 @@ class ServeConfig:
     max_messages_per_second: float = 200.0
     jpeg_quality: int = 80
     tick_seconds: float = 0.02  # how often a session looks for new frames
+    replica: str | None = None  # this process's name in /api/info (default: its pid), for many behind a proxy
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
@@ -109,7 +111,8 @@ def create_app(
         """The model's facts (frame size and rate, audio rate and streams, conditions) and the session settings."""
         if not authorised(token, authorization):
             raise HTTPException(401, "a valid token is needed")
-        return {**model_facts(pipe), "session": asdict(session or SessionConfig())}
+        replica = cfg.replica or str(os.getpid())
+        return {**model_facts(pipe), "session": asdict(session or SessionConfig()), "replica": replica}
 
     @app.websocket("/ws")
     async def live(
