@@ -109,8 +109,6 @@ def _train_ae(args: argparse.Namespace) -> None:
     overrides = _overrides(args.set)
     if args.mouth_channels:
         overrides["autoencoder.mouth_channels"] = args.mouth_channels
-        if args.data is not None:
-            raise ValueError("--mouth-channels renders its own training frames: leave out --data")
     cfg = AETrainConfig.from_preset_or_file(args.preset, stage=args.stage, init_from=args.init_from)
     cfg = cfg.with_overrides(overrides)
     model = run_ae_training(cfg, args.data, args.out, args.steps, args.batch, args.window, args.max_clips)

@@ -12,7 +12,7 @@ from avatarlm.config import AETrainConfig, AutoencoderConfig
 from avatarlm.data.mouth_swap import MouthSwapSampler
 from avatarlm.io import read_json
 from avatarlm.trainer import train_autoencoder
-from avatarlm.trainer.ae import clips_to_tensor
+from avatarlm.trainer.ae import clips_to_tensor, uses_mouth_swap
 
 AE = small_config(temporal=False, mouth_channels=2)
 
@@ -99,3 +99,25 @@ def test_mouth_channels_given_to_a_trained_model_and_refused_outside_the_spatial
     assert model.config.mouth_channels == 2
     with pytest.raises(ValueError, match="use it in the spatial stage"):
         train_autoencoder(cfg.replace(stage="joint"), triples, tmp_path / "joint", steps=1, progress=False)
+
+
+def test_a_model_with_mouth_channels_keeps_them_in_every_later_run(tmp_path: Path) -> None:
+    cfg = AETrainConfig(autoencoder=AE, warmup_steps=1, latent_stats_batches=1)
+    train_autoencoder(cfg, triples, tmp_path / "mouth", steps=1, progress=False)
+    again = AETrainConfig(
+        autoencoder=small_config(temporal=False), init_from=str(tmp_path / "mouth" / "model"), warmup_steps=1,
+        latent_stats_batches=1,
+    )  # fmt: skip
+    assert uses_mouth_swap(again)  # a further spatial run goes on with the swap, on triples
+    assert (
+        train_autoencoder(again, triples, tmp_path / "more", steps=1, progress=False).config.mouth_channels
+        == 2
+    )
+    temporal = again.replace(stage="temporal")
+    assert not uses_mouth_swap(temporal)  # the temporal stage trains on clips and keeps the channels
+
+    def clips(rng: np.random.Generator) -> np.ndarray:
+        return MouthSwapSampler([1, 2], size=32)(rng, 2)  # any (B, T, H, W, 3) clips
+
+    model = train_autoencoder(temporal, clips, tmp_path / "temporal", steps=1, progress=False)
+    assert model.config.mouth_channels == 2 and model.config.temporal

@@ -14,7 +14,7 @@ from ..autoencoder.loss import AutoencoderLoss
 from ..autoencoder.model import DCAutoencoder
 from ..autoencoder.mouth_swap import MouthSwapLoss
 from ..config import AETrainConfig
-from ..io import atomic_write_json
+from ..io import atomic_write_json, read_json
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .schedule import warmup_cosine_lr
 
@@ -60,9 +60,21 @@ def build_model(cfg: AETrainConfig) -> DCAutoencoder:
     return DCAutoencoder(cfg.autoencoder.replace(temporal=temporal))
 
 
-def uses_mouth_swap(cfg: AETrainConfig, model: DCAutoencoder) -> bool:
-    """Whether a run trains on (face, target, donor) triples with the mouth-swap objective."""
-    return model.config.mouth_channels > 0 and cfg.mouth_swap_weight > 0
+def mouth_channels(cfg: AETrainConfig) -> int:
+    """The mouth channels of the model a run trains (what ``build_model`` gives it): those asked for in
+    ``cfg.autoencoder``, else those of the ``init_from`` model."""
+    if cfg.autoencoder.mouth_channels or not cfg.init_from:
+        return cfg.autoencoder.mouth_channels
+    return int(read_json(Path(cfg.init_from) / "config.json").get("mouth_channels", 0))
+
+
+def uses_mouth_swap(cfg: AETrainConfig) -> bool:
+    """Whether a run trains on (face, target, donor) triples with the mouth-swap objective: a spatial stage
+    of a model with mouth channels (later stages of such a model train on clips, keeping its channels).
+    Asking for mouth channels in another stage is refused."""
+    if cfg.autoencoder.mouth_channels and cfg.stage != "spatial":
+        raise ValueError("the mouth swap trains on single frames: use it in the spatial stage")
+    return cfg.stage == "spatial" and cfg.mouth_swap_weight > 0 and mouth_channels(cfg) > 0
 
 
 def trainable_parameters(model: DCAutoencoder, stage: str) -> list[torch.nn.Parameter]:
@@ -138,9 +150,7 @@ def train_autoencoder(
         cfg.disc_width,
     ).to(device)
     swap_loss = None
-    if uses_mouth_swap(cfg, model):
-        if cfg.stage != "spatial":
-            raise ValueError("the mouth swap trains on single frames: use it in the spatial stage")
+    if uses_mouth_swap(cfg):
         swap_loss = MouthSwapLoss(
             loss_fn, model.config.mouth_channels, cfg.mouth_swap_weight, cfg.mouth_invariance_weight
         )

@@ -9,7 +9,7 @@ from avatarlm.config import AETrainConfig
 from avatarlm.data.frame_sampler import FrameSampler
 from avatarlm.data.mouth_swap import MouthSwapSampler
 from avatarlm.data.splits import split_identities
-from avatarlm.trainer.ae import train_autoencoder
+from avatarlm.trainer.ae import train_autoencoder, uses_mouth_swap
 
 # Identities the mouth-swap triples are drawn from (train split), the first this many seeds of it.
 MOUTH_SWAP_IDENTITIES = 20_000
@@ -27,12 +27,18 @@ def run_ae_training(
 ) -> Path:
     """Train (resuming ``out``) on ``batch`` windows of ``window`` frames per step; returns ``out/model``.
 
-    With ``cfg.autoencoder.mouth_channels`` > 0 (and a positive swap weight) every step renders ``batch``
-    mouth-swap triples of train-split identities instead (``data`` is then not read and may be None).
+    A spatial stage of a model with mouth channels (``cfg.autoencoder.mouth_channels`` > 0, or an
+    ``init_from`` model that has them; see ``uses_mouth_swap``) renders ``batch`` mouth-swap triples of
+    train-split identities per step instead (``data`` is then not read and may be None).
     """
     if batch < 1 or steps < 1 or window < 1:
         raise ValueError(f"batch, steps and window must be at least 1, got {batch}, {steps} and {window}")
-    if cfg.autoencoder.mouth_channels > 0 and cfg.mouth_swap_weight > 0:
+    if uses_mouth_swap(cfg):
+        if data is not None:
+            raise ValueError(
+                "--mouth-channels renders its own training frames (a spatial stage of a model with mouth "
+                "channels trains on rendered triples): leave out --data"
+            )
         if window != 1:
             raise ValueError("the mouth swap trains on single frames: leave --window at 1")
         size = cfg.autoencoder.image_height
