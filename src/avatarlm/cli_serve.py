@@ -26,6 +26,17 @@ def add_serve_parser(sub: Any) -> None:
     serve.add_argument("--replica-name", default=None, help="name in /api/info (default: PID:PORT)")
 
 
+def serve_token(args: argparse.Namespace) -> str | None:
+    """The API token (``--token``, else ``$AVATARLM_TOKEN``); warns when a non-loopback ``--host`` has none."""
+    token = args.token or os.environ.get("AVATARLM_TOKEN") or None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        print(
+            f"warning: serving on {args.host} without a token: anyone who reaches it can use it",
+            file=sys.stderr,
+        )
+    return token
+
+
 def run_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -35,18 +46,13 @@ def run_serve(args: argparse.Namespace) -> None:
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {args.port}")
-    token = args.token or os.environ.get("AVATARLM_TOKEN") or None
+    token = serve_token(args)
     replica = args.replica_name or f"{os.getpid()}:{args.port}"
     config = ServeConfig(
         max_sessions=args.max_sessions, idle_seconds=args.idle_seconds, token=token, replica=replica
     )
     session = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
     pipe = load_pipeline(args.model)
-    if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
-        print(
-            f"warning: serving on {args.host} without a token: anyone who reaches it can use it",
-            file=sys.stderr,
-        )
     print(f"avatarlm: serving {args.model or BUNDLED} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     uvicorn.run(
         create_app(pipe, config, session),

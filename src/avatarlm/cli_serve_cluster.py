@@ -7,7 +7,6 @@ import argparse
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ def add_serve_cluster_parser(sub: Any) -> None:
 
 
 def run_serve_cluster(args: argparse.Namespace) -> None:
+    from avatarlm.cli_serve import serve_token
     from avatarlm.serve.cluster import Cluster, ClusterConfig, find_nginx
 
     if args.max_sessions < 1:
@@ -48,7 +48,6 @@ def run_serve_cluster(args: argparse.Namespace) -> None:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if args.model is not None and not Path(args.model).is_dir():
         raise ValueError(f"--model {args.model} is not a pipeline folder")
-    token = args.token or os.environ.get("AVATARLM_TOKEN") or None
     serve_args = [
         *(["--model", args.model] if args.model else []),
         *("--max-sessions", str(args.max_sessions), "--idle-seconds", str(args.idle_seconds)),
@@ -64,11 +63,7 @@ def run_serve_cluster(args: argparse.Namespace) -> None:
     )
     find_nginx()  # fail before anything starts
     config.check_ports()
-    if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
-        print(
-            f"warning: serving on {args.host} without a token: anyone who reaches it can use it",
-            file=sys.stderr,
-        )
+    token = serve_token(args)
     if token:
         os.environ["AVATARLM_TOKEN"] = token  # the replicas read it there, not from argv where `ps` shows it
     temporary = args.run_dir is None
