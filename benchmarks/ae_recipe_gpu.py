@@ -12,7 +12,7 @@ test-split identities (typical states like the clips', and wide ones over the fu
 their mouth boxes. ``train`` keeps the bank on the GPU, measures its own step time, picks the number of
 steps that fits ``--seconds`` and trains with ``train_autoencoder``; ``--wait-for N`` makes N recipes
 started together time their steps only once all of them are training. Scores are the mean per-frame PSNR
-of the whole frame and of the mouth box (padded by 4 pixels, as in ``avatarlm.eval.ae_quality``),
+of the whole frame and of the mouth box (``box_psnr``: padded by 4 pixels, as in ``avatarlm.eval.ae_quality``),
 reconstructing each frame on its own in fp32.
 """
 
@@ -33,7 +33,7 @@ from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.config import AETrainConfig, AutoencoderConfig
 from avatarlm.data.render_sampler import RenderedClipSampler
 from avatarlm.data.splits import identity_split
-from avatarlm.eval.image_metrics import psnr
+from avatarlm.eval.image_metrics import box_psnr, psnr
 from avatarlm.trainer.ae import clips_to_tensor, train_autoencoder
 
 DEEP_ENCODER = {"encoder_depths": (2, 2, 3, 4, 4)}
@@ -52,7 +52,6 @@ RECIPES: dict[str, dict[str, Any]] = {
         final=0.02,
     ),
 }
-PAD = 4
 
 
 def split_seeds(split: str, count: int, start: int = 0) -> list[int]:
@@ -120,10 +119,9 @@ def evaluate(model: DCAutoencoder, bank: Path, device: torch.device) -> dict[str
             recon.append(y[:, 0].permute(0, 2, 3, 1).add(1).mul(127.5).round().clamp(0, 255).byte().cpu())
         rec = torch.cat(recon).numpy()
         ps, mps = [], []
-        for t, (x0, y0, x1, y1) in enumerate(boxes):
-            y0, x0 = max(0, y0 - PAD), max(0, x0 - PAD)
+        for t, box in enumerate(boxes):
             ps.append(psnr(rec[t], frames[t]))
-            mps.append(psnr(rec[t, y0 : y1 + PAD, x0 : x1 + PAD], frames[t, y0 : y1 + PAD, x0 : x1 + PAD]))
+            mps.append(box_psnr(rec[t], frames[t], tuple(box)))
         result[f"psnr_{name}"] = float(np.mean(ps))
         result[f"mouth_{name}"] = float(np.mean(mps))
     result["psnr"] = (result["psnr_typical"] + result["psnr_wide"]) / 2

@@ -29,10 +29,8 @@ from avatarlm.data.identity import Identity
 from avatarlm.data.mouth_swap import MouthSwapSampler
 from avatarlm.data.render import Renderer
 from avatarlm.data.splits import split_identities
-from avatarlm.eval.image_metrics import psnr
+from avatarlm.eval.image_metrics import box_psnr
 from avatarlm.trainer.ae import clips_to_tensor
-
-PAD = 4  # pixels around the mouth box, as in avatarlm.eval.ae_quality
 
 
 def mean_off_diagonal_cosine(rows: np.ndarray) -> tuple[float, float]:
@@ -94,10 +92,7 @@ def swap_figures(ae: DCAutoencoder, seeds: list[int], triples: int) -> dict[str,
         images = to_uint8(rec[:, 0])
         scores = []
         for i, ((face_id, _), state) in enumerate(zip(pairs, targets, strict=True)):
-            x0, y0, x1, y1 = sampler.faces.renderer(face_id).mouth_box(state)
-            y0, x0 = max(0, y0 - PAD), max(0, x0 - PAD)
-            box = (slice(y0, y1 + PAD), slice(x0, x1 + PAD))
-            scores.append(psnr(images[i][box], frames[i, 1][box]))
+            scores.append(box_psnr(images[i], frames[i, 1], sampler.faces.renderer(face_id).mouth_box(state)))
         out[f"swap_psnr_{name}"] = float(np.mean(scores))
     return out
 

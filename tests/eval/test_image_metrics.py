@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from avatarlm.eval.image_metrics import dark_area, flicker, psnr, spearman
+from avatarlm.eval.image_metrics import box_psnr, dark_area, flicker, psnr, spearman
 
 
 def test_psnr_known_values():
@@ -27,3 +27,14 @@ def test_dark_area_and_spearman():
     assert dark_area(frame, (0, 0, 10, 10)) == 6 and dark_area(frame, (5, 5, 10, 10)) == 0
     assert spearman(np.arange(5), np.arange(5) ** 2) == pytest.approx(1.0)
     assert spearman(np.arange(5), -np.arange(5)) == pytest.approx(-1.0)
+
+
+def test_box_psnr_scores_the_padded_box_clipped_to_the_image():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    b = a.copy()
+    b[10:12, 10:12] = 0  # a change inside the box
+    b[30:, 30:] = 255  # and one far outside it
+    inside = box_psnr(a, b, (10, 10, 12, 12), pad=4)
+    assert inside == psnr(a[6:16, 6:16], b[6:16, 6:16])
+    assert box_psnr(a, b, (0, 0, 2, 2), pad=4) == psnr(a[:6, :6], b[:6, :6]) == float("inf")  # clipped at 0

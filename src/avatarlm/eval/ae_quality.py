@@ -15,7 +15,7 @@ from avatarlm.data.face import FACE_STATE_FIELDS, FaceState
 from avatarlm.data.identity import Identity
 from avatarlm.data.render import Renderer
 from avatarlm.data.shards import iter_samples
-from avatarlm.eval.image_metrics import dark_area, flicker, psnr, spearman
+from avatarlm.eval.image_metrics import box_psnr, dark_area, flicker, psnr, spearman
 
 MOUTH_OPEN = FACE_STATE_FIELDS.index("mouth_open")
 
@@ -77,10 +77,7 @@ def evaluate_autoencoder(
         recon = reconstruct_clip(model, frames, streaming)
         for t in range(len(frames)):
             state = FaceState.from_vector(sample.truth["face"][t])
-            x0, y0, x1, y1 = renderer.mouth_box(state)
-            pad = 4
-            y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
-            mps.append(psnr(recon[t, y0 : y1 + pad, x0 : x1 + pad], frames[t, y0 : y1 + pad, x0 : x1 + pad]))
+            mps.append(box_psnr(recon[t], frames[t], renderer.mouth_box(state)))
             labels.append(state.mouth_open)
             dark_t.append(dark_area(frames[t], renderer.mouth_box(state)))
             dark_r.append(dark_area(recon[t], renderer.mouth_box(state)))

@@ -13,6 +13,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
+MOUTH_PAD = 4  # pixels added around the renderer's mouth box for the mouth-region PSNR
+
+
+def box_psnr(a: np.ndarray, b: np.ndarray, box: tuple[int, int, int, int], pad: int = MOUTH_PAD) -> float:
+    """PSNR of two uint8 images inside ``box`` = (x0, y0, x1, y1) (e.g. ``Renderer.mouth_box``), widened by
+    ``pad`` pixels on every side (clipped to the image)."""
+    x0, y0, x1, y1 = box
+    y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
+    region = (slice(y0, y1 + pad), slice(x0, x1 + pad))
+    return psnr(a[region], b[region])
+
+
 def flicker(decoded: np.ndarray, truth: np.ndarray) -> float:
     """Mean |(decoded_t - decoded_{t-1}) - (truth_t - truth_{t-1})| over a clip (T, H, W, 3), in 0-255 units:
     temporal change the decoder adds or removes beyond what the true video does."""
