@@ -256,3 +256,24 @@ def test_face_probe_adds_a_supervised_read_out_of_the_hidden_states(tmp_path):
     assert loaded.config.face_probe_fields == ("mouth_open", "mouth_width")
     with pytest.raises(ValueError, match="face_probe_weight"):
         small_config(face_probe_weight=-1.0)
+
+
+def test_mouth_loss_weight_moves_the_loss_onto_the_mouth_channels():
+    """With mouth_loss_weight the head loss weighs the first mouth_channels channels more: a target that
+    differs there costs more than under equal weights; the config refuses a weight without mouth channels."""
+    latents, cond = toy_batch(b=2, f=4)
+    changed = latents.clone()
+    changed[:, 1:, :, :2] += 3.0  # the mouth channels of every predicted frame move
+    g = torch.Generator
+    plain, weighted = make_model(), make_model(mouth_channels=2, mouth_loss_weight=8.0)
+    rise_plain = plain.loss(changed, cond, g().manual_seed(0)) - plain.loss(latents, cond, g().manual_seed(0))
+    rise_weighted = weighted.loss(changed, cond, g().manual_seed(0)) - weighted.loss(
+        latents, cond, g().manual_seed(0)
+    )
+    assert float(rise_weighted.detach()) > 2.0 * float(rise_plain.detach()) > 0
+    assert weighted.config.channel_weight().tolist()[:3] == [8.0, 8.0, 1.0]
+    assert plain.config.channel_weight() is None
+    with pytest.raises(ValueError, match="needs mouth_channels"):
+        small_config(mouth_loss_weight=4.0)
+    with pytest.raises(ValueError, match="mouth_channels must be in"):
+        small_config(mouth_channels=C)

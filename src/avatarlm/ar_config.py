@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import torch
+
 from avatarlm.backbone import BackboneConfig
 from avatarlm.conditions.config import ConditionConfig
 from avatarlm.config import ComponentConfig, register_config
@@ -73,6 +75,12 @@ class ARConfig(ComponentConfig):
     # the probe pushes the backbone to carry what the audio says to where the head reads it.
     face_probe_fields: tuple[str, ...] = ("mouth_open", "mouth_width", "mouth_round")
     face_probe_weight: float = 0.0
+    # The first mouth_channels latent channels hold the mouth (an autoencoder trained with the mouth swap,
+    # `avatarlm train ae --mouth-channels K`); their share of the head loss is multiplied by
+    # mouth_loss_weight. The mouth is a few percent of a latent's variance, and it is the part the audio
+    # decides: weighting it keeps the head from spending its loss on everything else.
+    mouth_channels: int = 0
+    mouth_loss_weight: float = 1.0
 
     @property
     def hidden_size(self) -> int:
@@ -119,5 +127,23 @@ class ARConfig(ComponentConfig):
         if self.face_probe_weight > 0 and not self.face_probe_fields:
             raise ValueError("face_probe_weight > 0 needs at least one face_probe_fields entry")
         self.face_probe_fields = tuple(self.face_probe_fields)
+        if not 0 <= self.mouth_channels < self.latent_channels:
+            raise ValueError(
+                f"mouth_channels must be in 0..{self.latent_channels - 1}, got {self.mouth_channels}"
+            )
+        if self.mouth_loss_weight <= 0:
+            raise ValueError(f"mouth_loss_weight must be positive, got {self.mouth_loss_weight}")
+        if self.mouth_loss_weight != 1.0 and self.mouth_channels == 0:
+            raise ValueError(
+                "mouth_loss_weight needs mouth_channels > 0 (an autoencoder with mouth channels)"
+            )
+
+    def channel_weight(self) -> torch.Tensor | None:
+        """(C,) loss weight of the latent channels, or None when they all weigh the same."""
+        if self.mouth_loss_weight == 1.0:
+            return None
+        w = torch.ones(self.latent_channels)
+        w[: self.mouth_channels] = self.mouth_loss_weight
+        return w
         if self.sigma_frequency_dim < 2 or self.sigma_frequency_dim % 2:
             raise ValueError(f"sigma_frequency_dim must be even and >= 2, got {self.sigma_frequency_dim}")

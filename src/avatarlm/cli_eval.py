@@ -122,7 +122,10 @@ def _eval_audio_use(args: argparse.Namespace) -> None:
         raise ValueError(f"--clips must be >= 1 and --frames >= 10, got {args.clips} and {args.frames}")
     pipe = load_pipeline(args.model)
     print("teacher-forced change prediction vs truth (Pearson, the quarter of tokens that move most)")
-    print(" split clips frames   with audio  null audio  audio gain")
+    header = " split clips frames   with audio  null audio  audio gain"
+    if pipe.model.config.mouth_channels:
+        header += "  mouth: with  null audio  audio gain"
+    print(header)
     for split in [s for s in args.splits.split(",") if s]:
         print(
             audio_use(pipe, args.data, split, args.clips, args.frames, guidance=args.guidance).row(),

@@ -218,7 +218,11 @@ class ARModel(nn.Module):
                 raise ValueError(f"frame_weight must be (B, {f - 1}), got {tuple(frame_weight.shape)}")
             mask = frame_weight.to(latents.device)[:, idx - 1].reshape(-1)
         loss = self.head.loss(
-            target.reshape(b * targets.numel(), t, -1), cond, mask=mask, generator=generator
+            target.reshape(b * targets.numel(), t, -1),
+            cond,
+            mask=mask,
+            generator=generator,
+            channel_weight=self.config.channel_weight(),
         )
         if self.face_probe is None:
             return loss

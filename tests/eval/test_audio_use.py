@@ -36,3 +36,22 @@ def test_audio_use_reports_train_and_held_out(tiny_dataset, tmp_path, capsys):
     assert (
         main(["eval", "audio-use", "--model", str(folder), "--data", str(tiny_dataset), "--frames", "5"]) == 2
     )
+
+
+def test_audio_use_reports_the_mouth_channels_of_a_mouth_channel_model(tiny_dataset, tmp_path, capsys):
+    """On an autoencoder with mouth channels the report adds the same correlations over those channels; an
+    AR model that weighs other mouth channels than its autoencoder has is refused."""
+    torch.manual_seed(0)
+    ae = DCAutoencoder(ae_config().with_overrides({"mouth_channels": 2})).save_pretrained(tmp_path / "ae")
+    model = open_head(ARModel(ar_config(target="delta", mouth_channels=2, mouth_loss_weight=4.0)))
+    folder = save_pipeline(tmp_path / "pipe", ae, model, "test")
+    report = audio_use(load_pipeline(folder), tiny_dataset, "train", max_clips=1, max_frames=30, draws=1)
+    assert report.mouth_with is not None and report.mouth_gain is not None
+    assert not np.allclose(report.mouth_with, report.with_audio)  # two channels are not all eight
+    assert len(report.row().split()) == 9
+    assert main(["eval", "audio-use", "--model", str(folder), "--data", str(tiny_dataset), "--clips", "1",
+                 "--frames", "20", "--splits", "train"]) == 0  # fmt: skip
+    assert "mouth: with" in capsys.readouterr().out
+    wrong = ARModel(ar_config(target="delta", mouth_channels=3, mouth_loss_weight=4.0))
+    with pytest.raises(ValueError, match="weighs 3 mouth channels but the autoencoder has 2"):
+        save_pipeline(tmp_path / "bad", ae, wrong, "test")

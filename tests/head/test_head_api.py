@@ -96,6 +96,26 @@ def test_mask_ignores_masked_rows(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_channel_weight_splits_the_loss_by_channel(arch):
+    head = small_head(arch)
+    x, cond = inputs()
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    plain = head.loss(x, cond, repeat=2, generator=g())
+    per_channel = [
+        head.loss(x, cond, repeat=2, generator=g(), channel_weight=torch.eye(6)[c]) for c in range(6)
+    ]
+    assert torch.allclose(torch.stack(per_channel).mean(), plain, rtol=1e-5)  # the mean of one-hot losses
+    assert torch.allclose(
+        head.loss(x, cond, repeat=2, generator=g(), channel_weight=torch.full((6,), 3.0)), plain
+    )
+    assert len({round(float(v), 6) for v in per_channel}) == 6  # the channels' errors differ
+    with pytest.raises(ValueError, match="channel_weight must be"):
+        head.loss(x, cond, channel_weight=-torch.ones(6))
+    with pytest.raises(ValueError, match="channel_weight must be"):
+        head.loss(x, cond, channel_weight=torch.ones(5))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_seeded_sampling_is_deterministic(arch):
     head = small_head(arch)
     _, cond = inputs()

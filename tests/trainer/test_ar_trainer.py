@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from ar_helpers import TAG, encoded_dataset, train_config
+from ar_helpers import TAG, ae_config, encoded_dataset, train_config
+from avatarlm.autoencoder.model import DCAutoencoder
+from avatarlm.cli import main
 from avatarlm.model import ARModel
 from avatarlm.trainer.ar import train_ar, window_sampler
 from avatarlm.trainer.ar_config import ARTrainConfig
@@ -102,3 +104,18 @@ def test_config_checks_and_overrides():
         train_config(batch_size=3, micro_batch=2)
     with pytest.raises(ValueError, match="ema_decay"):
         train_config(ema_decay=1.0)
+
+
+def test_train_ar_takes_the_mouth_channels_from_the_autoencoder(tiny_dataset, tmp_path):
+    """`train ar` on an autoencoder with mouth channels: the AR model learns which channels they are, so
+    `--set model.mouth_loss_weight=W` alone weighs them; a contradicting count is refused."""
+    encoded_dataset(tiny_dataset)
+    ae = DCAutoencoder(ae_config().with_overrides({"mouth_channels": 2})).save_pretrained(tmp_path / "ae")
+    preset = tmp_path / "preset.json"
+    preset.write_text(json.dumps(train_config().to_dict()))
+    base = ["train", "ar", "--data", str(tiny_dataset), "--ae", str(ae), "--tag", TAG, "--steps", "1",
+            "--preset", str(preset)]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "run"), "--set", "model.mouth_loss_weight=4"]) == 0
+    cfg = ARModel.from_pretrained(tmp_path / "run" / "pipeline" / "ar").config
+    assert (cfg.mouth_channels, cfg.mouth_loss_weight) == (2, 4.0)
+    assert main([*base, "--out", str(tmp_path / "bad"), "--set", "model.mouth_channels=3"]) == 2

@@ -6,6 +6,8 @@ prediction of the change f_{k+1} - f_k (over ``draws`` samples) is correlated, t
 change — once with the clip's audio and once with the audio replaced by the learned null tokens. The
 difference is what the audio buys. Training and held-out splits side by side show memorised identities as
 a gap: a model that lip-syncs only the faces it was trained on scores on ``train`` and not on ``test``.
+On an autoencoder with mouth channels the same is also reported over those channels alone, where the audio
+should show most.
 """
 
 from __future__ import annotations
@@ -32,18 +34,34 @@ class AudioUseReport:
     with_audio: np.ndarray  # (T,) correlation per token, mean over clips
     without_audio: np.ndarray  # (T,)
     moving: np.ndarray  # (T,) bool: the quarter of tokens that change most (the face, the mouth)
+    # the same over the mouth channels alone (models on an autoencoder with mouth channels), else None
+    mouth_with: np.ndarray | None = None
+    mouth_without: np.ndarray | None = None
 
     @property
     def gain(self) -> float:
         """Mean over the moving tokens of (with audio - without audio)."""
         return float((self.with_audio - self.without_audio)[self.moving].mean())
 
+    @property
+    def mouth_gain(self) -> float | None:
+        """The gain over the mouth channels of the moving tokens, or None without mouth channels."""
+        if self.mouth_with is None or self.mouth_without is None:
+            return None
+        return float((self.mouth_with - self.mouth_without)[self.moving].mean())
+
     def row(self) -> str:
         m = self.moving
-        return (
+        line = (
             f"{self.split:>6} {self.clips:>5} {self.frames:>6}   {self.with_audio[m].mean():+.3f}      "
             f"{self.without_audio[m].mean():+.3f}      {self.gain:+.3f}"
         )
+        if self.mouth_with is not None and self.mouth_without is not None:
+            line += (
+                f"      {self.mouth_with[m].mean():+.3f}      {self.mouth_without[m].mean():+.3f}      "
+                f"{self.mouth_gain:+.3f}"
+            )
+        return line
 
 
 def token_correlations(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -114,10 +132,9 @@ def audio_use(
     cfg = model.config.conditions
     if "audio" not in cfg.modalities:
         raise ValueError("the model has no audio condition")
-    sums = {
-        "with": np.zeros(model.config.tokens_per_frame),
-        "without": np.zeros(model.config.tokens_per_frame),
-    }
+    k = model.config.mouth_channels
+    sums = {name: np.zeros(model.config.tokens_per_frame) for name in ("with", "without", "mouth_with",
+                                                                         "mouth_without")}  # fmt: skip
     motion = np.zeros(model.config.tokens_per_frame)
     clips = frames = 0
     for sample in iter_samples(Path(data), split):
@@ -141,6 +158,9 @@ def audio_use(
         plain = predicted_changes(pipe, latents, hidden["without"], draws)
         sums["with"] += token_correlations(guided.numpy(), true)
         sums["without"] += token_correlations(plain.numpy(), true)
+        if k:
+            sums["mouth_with"] += token_correlations(guided[..., :k].numpy(), true[..., :k])
+            sums["mouth_without"] += token_correlations(plain[..., :k].numpy(), true[..., :k])
         motion += np.sqrt((true**2).mean(axis=(0, 2)))
         clips += 1
         frames += n - 1
@@ -149,4 +169,14 @@ def audio_use(
     if not clips:
         raise ValueError(f"no clips in split {split!r} of {data}")
     moving = motion >= np.quantile(motion, 0.75)
-    return AudioUseReport(split, clips, frames, sums["with"] / clips, sums["without"] / clips, moving)
+    mean = {name: v / clips for name, v in sums.items()}
+    return AudioUseReport(
+        split,
+        clips,
+        frames,
+        mean["with"],
+        mean["without"],
+        moving,
+        mean["mouth_with"] if k else None,
+        mean["mouth_without"] if k else None,
+    )

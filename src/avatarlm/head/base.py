@@ -91,11 +91,13 @@ class FlowHead(nn.Module):
         repeat: int | None = None,
         mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        channel_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mean squared velocity error (a scalar) over ``repeat`` noise/timestep draws per row.
 
         The condition is encoded once and repeated, so extra draws cost only the head. ``mask`` (B,) or
-        (B, T), bool or float, weights rows or tokens (e.g. to skip padding); ``generator`` seeds the draws.
+        (B, T), bool or float, weights rows or tokens (e.g. to skip padding); ``channel_weight`` (C,)
+        weights the latent channels (normalised by its mean); ``generator`` seeds the draws.
         """
         self._check_cond(cond)
         self._check_latents("target", target, cond)
@@ -119,7 +121,15 @@ class FlowHead(nn.Module):
             device=x0.device,
         )
         pred = self.velocity(interpolate(x0, eps, times), times.to(x0.dtype), context)
-        err = (pred - velocity_target(x0, eps)).pow(2).mean(dim=-1)  # (B r, T)
+        sq = (pred - velocity_target(x0, eps)).pow(2)
+        if channel_weight is not None:
+            if channel_weight.shape != (sq.shape[-1],) or bool((channel_weight < 0).any()):
+                raise ValueError(
+                    f"channel_weight must be ({sq.shape[-1]},) and >= 0, got {tuple(channel_weight.shape)}"
+                )
+            cw = channel_weight.to(sq.device, sq.dtype)
+            sq = sq * (cw / cw.mean().clamp_min(1e-8))
+        err = sq.mean(dim=-1)  # (B r, T)
         if weight is None:
             return err.mean()
         w = weight.repeat(r, 1)

@@ -38,13 +38,19 @@ class Pipeline:
 
 
 def check_compatible(ae: DCAutoencoder, ar: ARModel) -> None:
-    """The AR model must predict the autoencoder's latents: same channels and tokens per frame."""
+    """The AR model must predict the autoencoder's latents: same channels and tokens per frame, and the
+    same mouth channels where it weighs them."""
     c, h, w = ae.latent_shape
     cfg = ar.config
     if (cfg.latent_channels, cfg.tokens_per_frame) != (c, h * w):
         raise ValueError(
             f"the AR model predicts {cfg.tokens_per_frame} tokens x {cfg.latent_channels} channels but the "
             f"autoencoder's latent is {h}x{w} tokens x {c} channels"
+        )
+    if cfg.mouth_channels not in (0, ae.config.mouth_channels):
+        raise ValueError(
+            f"the AR model weighs {cfg.mouth_channels} mouth channels but the autoencoder has "
+            f"{ae.config.mouth_channels}"
         )
 
 

@@ -32,8 +32,10 @@ def run_ar_training(
     """Train and write ``out/pipeline``; returns its path (None on processes other than the first)."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no CUDA device is available")
-    cfg = ARTrainConfig.from_preset_or_file(preset).with_overrides(overrides or {})
     ae = DCAutoencoder.from_pretrained(ae_folder)
+    # the autoencoder says which channels hold the mouth (ARConfig.mouth_loss_weight weighs them)
+    mouth = {"model.mouth_channels": ae.config.mouth_channels} if ae.config.mouth_channels else {}
+    cfg = ARTrainConfig.from_preset_or_file(preset).with_overrides({**mouth, **(overrides or {})})
     check_compatible(ae, ARModel(cfg.model))
     ctx = init_distributed(device)
     try:
