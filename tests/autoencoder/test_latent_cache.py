@@ -7,18 +7,26 @@ from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.data.shards import iter_samples, read_index
 
 
-def test_cached_latents_equal_streaming_encode_and_rerun_skips(tiny_dataset):
-    model = DCAutoencoder(small_config(image_height=64, image_width=64, temporal=True))
-    randomize_temporal(model)
-    assert encode_dataset(model, tiny_dataset, "t", show_progress=False) == len(
+@pytest.mark.parametrize("temporal", [True, False])
+def test_cached_latents_equal_streaming_encode_and_rerun_skips(tiny_dataset, temporal):
+    """Every clip's stored latents equal its frames encoded now. The spatial-only encoder hands back a
+    channels-last layout, which was once stored scrambled (safetensors writes memory as it lies)."""
+    model = DCAutoencoder(small_config(image_height=64, image_width=64, temporal=temporal))
+    if temporal:
+        randomize_temporal(model)
+    tag = f"t{int(temporal)}"
+    assert encode_dataset(model, tiny_dataset, tag, show_progress=False) == len(
         read_index(tiny_dataset)["shards"]
     )
-    latents = load_latents(tiny_dataset, "t", "train")
-    sample = next(iter_samples(tiny_dataset, "train"))
-    want = encode_frames(model, sample.frames, chunk=5)  # chunking does not matter: the encoder is causal
-    assert latents[sample.key].shape == (len(sample.frames), *model.latent_shape)
-    np.testing.assert_allclose(latents[sample.key], want, rtol=1e-2, atol=1e-2)  # stored as fp16
-    assert encode_dataset(model, tiny_dataset, "t", show_progress=False) == 0
+    latents = load_latents(tiny_dataset, tag)
+    samples = list(iter_samples(tiny_dataset))
+    assert len(latents) == len(samples) > 1
+    for sample in samples:
+        want = encode_frames(model, sample.frames, chunk=5)  # chunking does not matter: the encoder is causal
+        assert want.flags["C_CONTIGUOUS"]
+        assert latents[sample.key].shape == (len(sample.frames), *model.latent_shape)
+        np.testing.assert_allclose(latents[sample.key], want, rtol=1e-2, atol=1e-2)  # stored as fp16
+    assert encode_dataset(model, tiny_dataset, tag, show_progress=False) == 0
 
 
 def test_missing_latents_and_wrong_size(tiny_dataset):

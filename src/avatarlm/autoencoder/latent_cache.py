@@ -32,7 +32,8 @@ def encode_frames(model: DCAutoencoder, frames: np.ndarray, chunk: int = 32) -> 
     for i in range(0, len(frames), chunk):
         x = torch.from_numpy(frames[i : i + chunk]).permute(0, 3, 1, 2).float().div(127.5).sub(1)[None]
         out.append(model.encode(x, cache)[0])
-    return torch.cat(out).numpy()
+    # the encoder may hand back a channels-last layout: make it C-ordered, as every reader assumes
+    return np.ascontiguousarray(torch.cat(out).numpy())
 
 
 def encode_dataset(model: DCAutoencoder, data: str | Path, tag: str, show_progress: bool = True) -> int:
@@ -52,7 +53,8 @@ def encode_dataset(model: DCAutoencoder, data: str | Path, tag: str, show_progre
                     f"clip {sample.key} has {sample.frames.shape[2]}x{sample.frames.shape[1]} frames; the "
                     f"autoencoder takes {cfg.image_width}x{cfg.image_height}"
                 )
-            latents[sample.key] = encode_frames(model, sample.frames).astype(np.float16)
+            # C order: safetensors.numpy writes an array's memory as it lies, whatever its strides
+            latents[sample.key] = np.ascontiguousarray(encode_frames(model, sample.frames), np.float16)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         save_file(latents, str(tmp), metadata={"autoencoder": json.dumps(cfg.to_dict())})
