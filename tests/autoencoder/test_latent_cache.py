@@ -37,3 +37,19 @@ def test_missing_latents_and_wrong_size(tiny_dataset):
         encode_dataset(model, tiny_dataset, "wrong", show_progress=False)
     first = read_index(tiny_dataset)["shards"][0]["path"]
     assert not latent_path(tiny_dataset, "wrong", first).exists()
+
+
+def test_a_cache_of_the_old_scrambled_version_is_refused_and_rewritten(tiny_dataset):
+    """Shards without the cache version (written before the layout fix) cannot be loaded by mistake, and
+    `ae encode` rewrites them instead of skipping them."""
+    from safetensors.numpy import load_file, save_file
+
+    model = DCAutoencoder(small_config(image_height=64, image_width=64, temporal=False))
+    shards = read_index(tiny_dataset)["shards"]
+    assert encode_dataset(model, tiny_dataset, "old", show_progress=False) == len(shards)
+    path = latent_path(tiny_dataset, "old", shards[0]["path"])
+    save_file(load_file(str(path)), str(path), metadata={"autoencoder": "{}"})  # as the old version wrote
+    with pytest.raises(ValueError, match="older avatarlm that stored most clips scrambled"):
+        load_latents(tiny_dataset, "old")
+    assert encode_dataset(model, tiny_dataset, "old", show_progress=False) == 1
+    assert len(load_latents(tiny_dataset, "old")) == len(list(iter_samples(tiny_dataset, frames=False)))

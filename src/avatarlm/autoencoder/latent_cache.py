@@ -13,11 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 from tqdm import tqdm
 
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.data.shards import read_index, read_shard
+
+# Written into every shard's metadata. Version 1 (no entry) stored most clips with each frame's values
+# permuted (channels-last memory read as channels-first): such caches are refused and re-encoded.
+CACHE_VERSION = "2"
+
+
+def _shard_version(path: Path) -> str | None:
+    with safe_open(str(path), "np") as f:
+        return (f.metadata() or {}).get("latent_cache_version")
 
 
 def latent_path(data: str | Path, tag: str, shard: str) -> Path:
@@ -37,14 +47,15 @@ def encode_frames(model: DCAutoencoder, frames: np.ndarray, chunk: int = 32) -> 
 
 
 def encode_dataset(model: DCAutoencoder, data: str | Path, tag: str, show_progress: bool = True) -> int:
-    """Encode every shard of the dataset that has no latents yet. Returns the number of shards written."""
+    """Encode every shard of the dataset that has no latents yet (or latents of an older cache version).
+    Returns the number of shards written."""
     model.eval()
     cfg = model.config
     shards = read_index(data)["shards"]
     written = 0
     for shard in tqdm(shards, desc=f"encode latents ({tag})", disable=not show_progress):
         path = latent_path(data, tag, shard["path"])
-        if path.exists():
+        if path.exists() and _shard_version(path) == CACHE_VERSION:
             continue
         latents: dict[str, np.ndarray] = {}
         for sample in read_shard(Path(data) / shard["path"]):
@@ -57,7 +68,8 @@ def encode_dataset(model: DCAutoencoder, data: str | Path, tag: str, show_progre
             latents[sample.key] = np.ascontiguousarray(encode_frames(model, sample.frames), np.float16)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        save_file(latents, str(tmp), metadata={"autoencoder": json.dumps(cfg.to_dict())})
+        meta = {"autoencoder": json.dumps(cfg.to_dict()), "latent_cache_version": CACHE_VERSION}
+        save_file(latents, str(tmp), metadata=meta)
         tmp.replace(path)
         written += 1
     return written
@@ -71,5 +83,10 @@ def load_latents(data: str | Path, tag: str, split: str | None = None) -> dict[s
             path = latent_path(data, tag, shard["path"])
             if not path.exists():
                 raise FileNotFoundError(f"no latents for {shard['path']}: run `avatarlm ae encode` first")
+            if _shard_version(path) != CACHE_VERSION:
+                raise ValueError(
+                    f"{path} was written by an older avatarlm that stored most clips scrambled; rerun "
+                    f"`avatarlm ae encode --data {data} --tag {tag} --model AE` to rewrite it"
+                )
             out.update({k: v.astype(np.float32) for k, v in load_file(str(path)).items()})
     return out
