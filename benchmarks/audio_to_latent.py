@@ -2,17 +2,22 @@
 
 The AR model has to learn "this sound -> this latent change" from a few hundred training identities and
 apply it to faces it has never seen. This benchmark asks the same of the simplest possible learner, per
-autoencoder's latent cache: a ridge regression from the log-mel features around frame t (video frames
-t-3..t+2, each the mean of its four 10 ms mel frames: the audio encoder's look-ahead is 2 frames) to the
-frame's latent minus its clip's mean latent (the identity removed), fitted on the training split, the
-strength chosen on the validation split, scored on the test split (unseen identities, the held-out voice).
+autoencoder's latent cache: ridge regressions to a frame's latent minus its clip's mean latent (the identity
+removed), fitted on the training split, the strength chosen on the validation split, scored on the test
+split (unseen identities, the held-out voice). Features (each also centred per clip):
 
-Printed per latent cache: R^2 (variance-weighted over the latent's dimensions) on training and on test
-faces, the same for the mouth channels alone where the autoencoder has them, and, as the reference the
-latents cannot beat, R^2 of the renderer's true mouth opening from the same features. A map that is the
-same for every face shows as a test R^2 close to the training one; a map learned per face as a large gap.
+- "face state": the renderer's true pose, gaze, blink, brows and expression strength (what the history of
+  a talking face tells the AR model);
+- "+ true mouth": those and the true mouth opening, width and rounding (what a perfect mouth would add);
+- "+ audio": the face state and the log-mel features around frame t (video frames t-3..t+2, each the mean
+  of its four 10 ms mel frames; the audio encoder looks 2 frames ahead) instead of the true mouth.
 
-    python benchmarks/audio_to_latent.py --data data/synth128 --tag gpu_best --tag mouth4b
+Printed: R^2 (variance-weighted over the latent's dimensions) on training / test faces, for the whole
+latent and for the mouth channels alone where the autoencoder has them, and R^2 of the true mouth opening
+from the audio features (the reference). A map that is the same for every face shows as a test R^2 close
+to the training one; a map learned per face as a large gap.
+
+    python benchmarks/audio_to_latent.py --data data/synth128 --tag tiny --tag mouth4b
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
 from avatarlm.autoencoder.latent_cache import latent_path
 from avatarlm.conditions.mel import LogMel
@@ -104,8 +110,7 @@ def score(train: dict, val: dict, test: dict, features: tuple[str, ...], target:
 
 
 def mouth_channels_of(data: str, tag: str) -> int:
-    from safetensors import safe_open
-
+    """The mouth channels of the autoencoder that wrote the cache (its config is in the metadata)."""
     shard = read_index(data)["shards"][0]["path"]
     with safe_open(str(latent_path(data, tag, shard)), "np") as f:
         meta = f.metadata() or {}
