@@ -277,3 +277,9 @@ def test_mouth_loss_weight_moves_the_loss_onto_the_mouth_channels():
         small_config(mouth_loss_weight=4.0)
     with pytest.raises(ValueError, match="mouth_channels must be in"):
         small_config(mouth_channels=C)
+
+
+@pytest.mark.parametrize("dim", [0, 3])
+def test_config_refuses_an_odd_or_empty_sigma_embedding(dim):
+    with pytest.raises(ValueError, match="sigma_frequency_dim must be even"):
+        small_config(sigma_frequency_dim=dim)

@@ -137,6 +137,8 @@ class ARConfig(ComponentConfig):
             raise ValueError(
                 "mouth_loss_weight needs mouth_channels > 0 (an autoencoder with mouth channels)"
             )
+        if self.sigma_frequency_dim < 2 or self.sigma_frequency_dim % 2:
+            raise ValueError(f"sigma_frequency_dim must be even and >= 2, got {self.sigma_frequency_dim}")
 
     def channel_weight(self) -> torch.Tensor | None:
         """(C,) loss weight of the latent channels, or None when they all weigh the same."""
@@ -145,5 +147,3 @@ class ARConfig(ComponentConfig):
         w = torch.ones(self.latent_channels)
         w[: self.mouth_channels] = self.mouth_loss_weight
         return w
-        if self.sigma_frequency_dim < 2 or self.sigma_frequency_dim % 2:
-            raise ValueError(f"sigma_frequency_dim must be even and >= 2, got {self.sigma_frequency_dim}")
