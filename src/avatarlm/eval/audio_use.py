@@ -133,8 +133,8 @@ def audio_use(
     if "audio" not in cfg.modalities:
         raise ValueError("the model has no audio condition")
     k = model.config.mouth_channels
-    sums = {name: np.zeros(model.config.tokens_per_frame) for name in ("with", "without", "mouth_with",
-                                                                         "mouth_without")}  # fmt: skip
+    names = ("with", "without", "mouth_with", "mouth_without")
+    sums = {name: np.zeros(model.config.tokens_per_frame) for name in names}
     motion = np.zeros(model.config.tokens_per_frame)
     clips = frames = 0
     for sample in iter_samples(Path(data), split):
