@@ -27,9 +27,8 @@ import json
 
 import numpy as np
 import torch
-from safetensors import safe_open
 
-from avatarlm.autoencoder.latent_cache import latent_path
+from avatarlm.autoencoder.latent_cache import latent_path, shard_metadata
 from avatarlm.conditions.mel import LogMel
 from avatarlm.data.face import FACE_STATE_FIELDS
 from avatarlm.data.shards import read_index
@@ -111,9 +110,7 @@ def score(train: dict, val: dict, test: dict, features: tuple[str, ...], target:
 
 def mouth_channels_of(data: str, tag: str) -> int:
     """The mouth channels of the autoencoder that wrote the cache (its config is in the metadata)."""
-    shard = read_index(data)["shards"][0]["path"]
-    with safe_open(str(latent_path(data, tag, shard)), "np") as f:
-        meta = f.metadata() or {}
+    meta = shard_metadata(latent_path(data, tag, read_index(data)["shards"][0]["path"]))
     return int(json.loads(meta.get("autoencoder", "{}")).get("mouth_channels", 0))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 from tqdm import tqdm
 
 from avatarlm.autoencoder.model import DCAutoencoder
@@ -25,9 +25,10 @@ from avatarlm.data.shards import read_index, read_shard
 CACHE_VERSION = "2"
 
 
-def _shard_version(path: Path) -> str | None:
+def shard_metadata(path: str | Path) -> dict[str, str]:
+    """A cached shard's metadata: ``autoencoder`` (the config JSON) and ``latent_cache_version``."""
     with safe_open(str(path), "np") as f:
-        return (f.metadata() or {}).get("latent_cache_version")
+        return dict(f.metadata() or {})
 
 
 def latent_path(data: str | Path, tag: str, shard: str) -> Path:
@@ -55,7 +56,7 @@ def encode_dataset(model: DCAutoencoder, data: str | Path, tag: str, show_progre
     written = 0
     for shard in tqdm(shards, desc=f"encode latents ({tag})", disable=not show_progress):
         path = latent_path(data, tag, shard["path"])
-        if path.exists() and _shard_version(path) == CACHE_VERSION:
+        if path.exists() and shard_metadata(path).get("latent_cache_version") == CACHE_VERSION:
             continue
         latents: dict[str, np.ndarray] = {}
         for sample in read_shard(Path(data) / shard["path"]):
@@ -83,10 +84,11 @@ def load_latents(data: str | Path, tag: str, split: str | None = None) -> dict[s
             path = latent_path(data, tag, shard["path"])
             if not path.exists():
                 raise FileNotFoundError(f"no latents for {shard['path']}: run `avatarlm ae encode` first")
-            if _shard_version(path) != CACHE_VERSION:
-                raise ValueError(
-                    f"{path} was written by an older avatarlm that stored most clips scrambled; rerun "
-                    f"`avatarlm ae encode --data {data} --tag {tag} --model AE` to rewrite it"
-                )
-            out.update({k: v.astype(np.float32) for k, v in load_file(str(path)).items()})
+            with safe_open(str(path), "np") as f:  # one open for the version and the tensors
+                if (f.metadata() or {}).get("latent_cache_version") != CACHE_VERSION:
+                    raise ValueError(
+                        f"{path} was written by an older avatarlm that stored most clips scrambled; rerun "
+                        f"`avatarlm ae encode --data {data} --tag {tag} --model AE` to rewrite it"
+                    )
+                out.update({k: f.get_tensor(k).astype(np.float32) for k in f.keys()})  # noqa: SIM118
     return out
