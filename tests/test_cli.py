@@ -129,3 +129,6 @@ def test_train_ar_and_eval_refuse_bad_input_with_one_message(tiny_dataset, tmp_p
         assert not (tmp_path / "r").exists()
     assert main(["eval", "lipsync", "--model", str(tmp_path), "--data", str(tiny_dataset), "--out", "x"]) == 2
     assert "pipeline.json is missing" in capsys.readouterr().err
+    lips = ["eval", "lipsync", "--model", str(tmp_path), "--data", str(tiny_dataset), "--out", "x"]
+    assert main([*lips, "--lip-strength", "-1"]) == 2
+    assert "--lip-strength must be in [0, 10], got -1.0" in capsys.readouterr().err

@@ -36,6 +36,12 @@ def add_eval_parser(sub: Any) -> None:
     lips.add_argument("--clips", type=int, default=8)
     lips.add_argument("--frames", type=int, default=None, help="frames per clip (default: whole clips)")
     lips.add_argument("--seed", type=int, default=0)
+    lips.add_argument(
+        "--lip-strength",
+        type=float,
+        default=1.0,
+        help="guidance on the audio while generating (default 1: none)",
+    )
     lips.add_argument("--out", required=True, help="folder for the side-by-side mp4, trace plot and JSON")
 
     use = evalcmd.add_parser(
@@ -157,9 +163,11 @@ def _eval_lipsync(args: argparse.Namespace) -> None:
 
     if args.clips < 1 or (args.frames is not None and args.frames < 10):
         raise ValueError(f"--clips must be >= 1 and --frames >= 10, got {args.clips} and {args.frames}")
+    if not 0.0 <= args.lip_strength <= 10.0:
+        raise ValueError(f"--lip-strength must be in [0, 10], got {args.lip_strength}")
     report = evaluate_lipsync(
         load_pipeline(args.model), args.data, args.split, args.clips, args.frames, seed=args.seed,
-        out_dir=args.out,
+        out_dir=args.out, lip_strength=args.lip_strength,
     )  # fmt: skip
     print(f"{report.clips} clips, {report.frames} frames; mouth probe vs true opening (Pearson):")
     for source in SOURCES:

@@ -65,6 +65,20 @@ def test_session_agrees_with_the_offline_run(pipe, audio):
     assert diff.max() <= 2 and diff.mean() < 0.01  # batched audio encoding rounds differently (~1e-6)
 
 
+def test_guided_offline_run_agrees_with_a_guided_session(pipe, audio):
+    """`eval lipsync --lip-strength` generates offline what a session with that lip strength streams."""
+    cfg = SessionConfig(window_frames=64, lip_strength=3.0)
+    streamed, _ = run(pipe, audio, [320] * (len(audio) // 320), cfg)
+    f = len(audio) // 640
+    ref = StreamingSession(pipe, identity_seed=7).reference
+    cond = ConditionBatch(audio=audio, num_frames=f)
+    offline = generate_clip(pipe.autoencoder, pipe.model, ref, cond, lip_strength=3.0)
+    plain = generate_clip(pipe.autoencoder, pipe.model, ref, cond)
+    diff = np.abs(offline.astype(int) - streamed.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.01
+    assert np.abs(offline.astype(int) - plain.astype(int)).mean() > 0.01  # the guidance does something
+
+
 def test_rolling_window_bounds_memory_and_matches_the_training_layout(pipe, audio):
     cfg = SessionConfig(window_frames=6, evict_frames=2, roll="reencode")
     frames, session = run(pipe, audio, None, cfg)

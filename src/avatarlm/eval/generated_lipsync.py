@@ -60,8 +60,10 @@ def evaluate_lipsync(
     out_dir: str | os.PathLike[str] | None = None,
     videos: int = 1,
     progress: bool = True,
+    lip_strength: float = 1.0,
 ) -> LipSyncReport:
-    """Score up to ``max_clips`` clips of ``split``; with ``out_dir``, write videos, a plot and JSON."""
+    """Score up to ``max_clips`` clips of ``split``; with ``out_dir``, write videos, a plot and JSON.
+    ``lip_strength``: guidance on the audio while generating (1 = none), as in a session."""
     cfg = pipe.model.config.conditions
     sums = {s: dict.fromkeys(range(-max_lag, max_lag + 1), 0.0) for s in SOURCES}
     n_clips = n_frames = 0
@@ -79,7 +81,15 @@ def evaluate_lipsync(
         )
         cond = stack_conditions([parts], cfg.modalities, 0)
         reference = encode_reference(pipe.autoencoder, frames[0])
-        generated = generate_clip(pipe.autoencoder, pipe.model, reference, cond, seed=seed, progress=progress)
+        generated = generate_clip(
+            pipe.autoencoder,
+            pipe.model,
+            reference,
+            cond,
+            seed=seed,
+            progress=progress,
+            lip_strength=lip_strength,
+        )
         recon = reconstruct_clip(pipe.autoencoder, frames, streaming=True)
         boxes = mouth_boxes(spec["identity_seed"], clip.truth["face"][:n], frames.shape[1], frames.shape[2])
         truth = clip.truth["face"][1:n, MOUTH_OPEN].astype(np.float64)

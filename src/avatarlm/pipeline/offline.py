@@ -6,6 +6,8 @@ frame, then the autoencoder's streaming decode), with the conditions of the whol
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -18,22 +20,39 @@ from avatarlm.model import ARModel
 
 @torch.no_grad()
 def generate_latents(
-    model: ARModel, reference: torch.Tensor, cond_tokens: torch.Tensor, seed: int = 0, progress: bool = False
+    model: ARModel,
+    reference: torch.Tensor,
+    cond_tokens: torch.Tensor,
+    seed: int = 0,
+    progress: bool = False,
+    unconditional: torch.Tensor | None = None,
+    guidance: float = 1.0,
 ) -> torch.Tensor:
     """Tokens (F + 1, T, C): the reference (T, C) followed by the F frames cond_tokens (F, k, D) drive
-    (cond_tokens[j] is cond(j + 1)); a model with chunks of n frames gets them a chunk at a time."""
+    (cond_tokens[j] is cond(j + 1)); a model with chunks of n frames gets them a chunk at a time.
+
+    With ``unconditional`` (F, k, D), the same frames without what is guided (e.g. null audio), every step
+    follows classifier-free guidance of strength ``guidance``, as a session with ``lip_strength`` does."""
     model.eval()
     n = model.config.chunk_size
     frames = cond_tokens.shape[0]
+    rows = cond_tokens[None]
+    if unconditional is not None:
+        if unconditional.shape != cond_tokens.shape:
+            raise ValueError(
+                f"unconditional {tuple(unconditional.shape)} must match {tuple(cond_tokens.shape)}"
+            )
+        rows = torch.stack([cond_tokens, unconditional])
     if (
         frames % n
     ):  # a last partial chunk: its condition group is complete, zeros past the clip (as in training)
-        cond_tokens = torch.cat([cond_tokens, cond_tokens.new_zeros(n - frames % n, *cond_tokens.shape[1:])])
-    state = model.start(reference[None], seed=seed)
+        rows = torch.cat([rows, rows.new_zeros(rows.shape[0], n - frames % n, *rows.shape[2:])], dim=1)
+    state = model.start(reference[None].expand(rows.shape[0], -1, -1), seed=seed)
+    step_guidance = guidance if unconditional is not None else None
     out = [reference]
     for j in tqdm(range(frames), desc="generate", disable=not progress):
-        chunk = cond_tokens[j : j + n][None] if j % n == 0 else None
-        out.append(model.step(state, chunk)[0])
+        chunk = rows[:, j : j + n] if j % n == 0 else None
+        out.append(model.step(state, chunk, guidance=step_guidance)[0])
     return torch.stack(out)
 
 
@@ -78,9 +97,19 @@ def generate_clip(
     conditions: ConditionBatch,
     seed: int = 0,
     progress: bool = False,
+    lip_strength: float = 1.0,
 ) -> np.ndarray:
-    """uint8 frames (F + 1, H, W, 3): the decoded reference, then the F generated frames."""
+    """uint8 frames (F + 1, H, W, 3): the decoded reference, then the F generated frames. ``lip_strength``
+    other than 1: classifier-free guidance on the audio (the same conditions with null audio as the
+    unconditional row), as :class:`~avatarlm.pipeline.session.SessionConfig` applies it."""
     model.eval()
+    uncond = None
     with torch.no_grad():
-        cond = model.encode_conditions(conditions)[0]
-    return decode_tokens(ae, generate_latents(model, reference, cond, seed, progress))
+        full = model.encode_conditions(conditions)
+        cond = full[0]
+        if lip_strength != 1.0:
+            b, f = full.shape[:2]
+            silent = replace(conditions, audio=None, audio_tokens=None, audio_history_frames=0)
+            uncond = model.encode_conditions(replace(silent, batch_size=b, num_frames=f))[0]
+    latents = generate_latents(model, reference, cond, seed, progress, uncond, lip_strength)
+    return decode_tokens(ae, latents)
