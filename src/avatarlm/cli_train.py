@@ -81,6 +81,13 @@ def add_train_parser(sub: Any) -> None:
     everything.add_argument("--ae-steps", type=int, default=3500)
     everything.add_argument("--ae-temporal-steps", type=int, default=600, help="0 skips the temporal stage")
     everything.add_argument("--ar-steps", type=int, default=1500)
+    everything.add_argument(
+        "--mouth-channels", type=int, default=0,
+        help="give the AE K mouth channels (spatial stage on rendered mouth-swap triples; default 0)",
+    )  # fmt: skip
+    everything.add_argument(
+        "--duplex-steps", type=int, default=0, help="then fine-tune to hear a partner too (default 0: mono)"
+    )
     everything.add_argument("--device", default="cpu", help="cpu or cuda (AR stage)")
     everything.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override an AR config field"
@@ -142,7 +149,7 @@ def _train_duplex(args: argparse.Namespace) -> None:
 
 
 def _train_all(args: argparse.Namespace) -> None:
-    from avatarlm.trainer.train_all import TrainAllPlan, budget_table, train_all
+    from avatarlm.trainer.train_all import TrainAllPlan, budget_table, result_pipeline, train_all
 
     plan = TrainAllPlan(
         ae_preset=args.ae_preset or args.preset,
@@ -153,12 +160,14 @@ def _train_all(args: argparse.Namespace) -> None:
         ae_temporal_steps=args.ae_temporal_steps,
         ar_steps=args.ar_steps,
         ar_overrides=_overrides(args.set),
+        ae_mouth_channels=args.mouth_channels,
+        duplex_steps=args.duplex_steps,
         workers=args.workers,
         device=args.device,
     )
     reports = train_all(plan, args.out)
     print(budget_table(reports))
-    print(f"wrote {args.out}/ar/pipeline")
+    print(f"wrote {result_pipeline(plan, args.out)}")
 
 
 def run_train(args: argparse.Namespace) -> None:

@@ -9,7 +9,7 @@ from ar_helpers import ae_config, train_config
 from avatarlm.cli import main
 from avatarlm.config import AETrainConfig
 from avatarlm.pipeline.folder import load_pipeline
-from avatarlm.trainer.train_all import STAGES, TrainAllPlan, budget_table, train_all
+from avatarlm.trainer.train_all import STAGES, TrainAllPlan, budget_table, result_pipeline, train_all
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,21 @@ def test_train_all_runs_every_stage_once_and_resumes(configs, tmp_path):
         train_all(tiny_plan(configs, ar_steps=3), out, progress=False)
 
 
+def test_train_all_with_mouth_channels_and_a_duplex_stage_builds_the_bundled_recipe(configs, tmp_path):
+    """The bundled model's recipe in one command: a mouth-swap autoencoder, then a duplex AR model."""
+    plan = tiny_plan(configs, ae_mouth_channels=2, duplex_steps=2)
+    out = tmp_path / "run"
+    reports = train_all(plan, out, progress=False)
+    assert [r.name for r in reports] == list(STAGES)
+    assert result_pipeline(plan, out) == out / "duplex" / "pipeline"
+    pipe = load_pipeline(result_pipeline(plan, out))
+    assert pipe.autoencoder.config.mouth_channels == 2
+    assert pipe.model.config.mouth_channels == 2  # train ar takes the autoencoder's mouth channels
+    assert pipe.model.config.conditions.audio_streams == 2
+    assert "| duplex fine-tune |" in budget_table(reports)
+    assert result_pipeline(tiny_plan(configs), out) == out / "ar" / "pipeline"
+
+
 def test_train_all_command_rejects_bad_settings(configs, tmp_path, capsys):
     out = tmp_path / "bad"
     assert main(["train", "all", "--out", str(out), "--hours", "0"]) == 2
@@ -74,3 +89,7 @@ def test_train_all_command_rejects_bad_settings(configs, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     with pytest.raises(ValueError, match="ar_steps must be at least 1"):
         tiny_plan(configs, ar_steps=0).validate()
+    with pytest.raises(ValueError, match="duplex_steps must be >= 0"):
+        tiny_plan(configs, duplex_steps=-1).validate()
+    with pytest.raises(ValueError, match="duplex_dialogue_fraction must be in"):
+        tiny_plan(configs, duplex_dialogue_fraction=2.0).validate()

@@ -1,14 +1,17 @@
 """`avatarlm train all`: the default model from nothing, as one resumable command.
 
 Stages, in order: ``synth`` (the synthetic avatar world) -> ``ae_spatial`` -> ``ae_temporal`` (the two
-autoencoder stages) -> ``encode`` (latent cache) -> ``ar`` (the AR model, written as a pipeline folder).
+autoencoder stages) -> ``encode`` (latent cache) -> ``ar`` (the AR model, written as a pipeline folder) ->
+``duplex`` (with ``duplex_steps`` > 0: the AR model fine-tuned to hear a partner too, ``train duplex``).
+With ``ae_mouth_channels`` > 0 the spatial stage trains on rendered mouth-swap triples, so the first
+channels of every frame's latent hold the mouth (the latent space lip-sync is learned best in).
 Every stage resumes itself (synthesis skips finished shards, trainers load their last checkpoint, the cache
 skips encoded shards), and ``OUT/stages.json`` records each finished stage with its wall time, so rerunning
 the same command after a kill or a reboot goes on where it stopped. ``OUT/plan.json`` pins the settings: a
 rerun with other settings is refused instead of mixing two runs.
 
-Layout: ``OUT/data`` (dataset + ``latents/train_all``), ``OUT/ae_spatial``, ``OUT/ae_temporal``, ``OUT/ar``;
-the result is ``OUT/ar/pipeline``.
+Layout: ``OUT/data`` (dataset + ``latents/train_all``), ``OUT/ae_spatial``, ``OUT/ae_temporal``, ``OUT/ar``,
+``OUT/duplex``; the result is ``OUT/duplex/pipeline`` with a duplex stage, else ``OUT/ar/pipeline``.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from typing import Any
 from avatarlm.config import AETrainConfig
 from avatarlm.io import atomic_write_json, read_json
 
-STAGES = ("synth", "ae_spatial", "ae_temporal", "encode", "ar")
+STAGES = ("synth", "ae_spatial", "ae_temporal", "encode", "ar", "duplex")
 # Budgets the issue sets for the tiny preset on 2 cores, in minutes (the autoencoder's two stages share one).
-BUDGET_MINUTES = {"synth": 20.0, "ae": 45.0, "encode": 15.0, "ar": 60.0}
+BUDGET_MINUTES = {"synth": 20.0, "ae": 45.0, "encode": 15.0, "ar": 60.0}  # the duplex stage has none
 LATENT_TAG = "train_all"
 _RUN_ONLY = ("workers", "device")  # settings a rerun may change: they do not change the result
 
@@ -45,8 +48,12 @@ class TrainAllPlan:
     ae_temporal_steps: int = 600  # 0 skips the temporal stage (autoencoders without temporal layers)
     ae_temporal_batch: int = 4
     ae_temporal_window: int = 4
+    ae_mouth_channels: int = 0  # > 0: the spatial stage trains on mouth-swap triples (not on the dataset)
     ar_steps: int = 1500
     ar_overrides: dict[str, Any] = field(default_factory=dict)
+    duplex_steps: int = 0  # 0 skips the duplex stage
+    duplex_dialogue_fraction: float = 0.5
+    duplex_overrides: dict[str, Any] = field(default_factory=dict)
     workers: int = 2
     device: str = "cpu"
 
@@ -63,8 +70,13 @@ class TrainAllPlan:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.ae_temporal_steps < 0:
-            raise ValueError(f"ae_temporal_steps must be >= 0, got {self.ae_temporal_steps}")
+        for name in ("ae_temporal_steps", "ae_mouth_channels", "duplex_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.duplex_dialogue_fraction <= 1.0:
+            raise ValueError(
+                f"duplex_dialogue_fraction must be in [0, 1], got {self.duplex_dialogue_fraction}"
+            )
 
     def pinned(self) -> dict[str, Any]:
         """The settings that decide the result (all but workers and device), JSON-ready."""
@@ -130,7 +142,10 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
         from avatarlm.trainer.ae_run import run_ae_training
 
         cfg = _ae_config(plan, stage="spatial")
-        run_ae_training(cfg, data, out / "ae_spatial", plan.ae_steps, plan.ae_batch, progress=progress)
+        frames: Path | None = data
+        if plan.ae_mouth_channels:  # trains on rendered mouth-swap triples: the dataset is not read
+            cfg, frames = cfg.with_overrides({"autoencoder.mouth_channels": plan.ae_mouth_channels}), None
+        run_ae_training(cfg, frames, out / "ae_spatial", plan.ae_steps, plan.ae_batch, progress=progress)
 
     def ae_temporal() -> None:
         if plan.ae_temporal_steps == 0:
@@ -157,17 +172,33 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
             plan.ar_overrides, progress=progress,
         )  # fmt: skip
 
+    def duplex() -> None:
+        if plan.duplex_steps == 0:
+            return
+        from avatarlm.trainer.duplex_run import run_duplex_training
+
+        run_duplex_training(
+            out / "ar" / "pipeline", data, out / "duplex", plan.duplex_steps, LATENT_TAG, plan.device,
+            plan.duplex_overrides, plan.duplex_dialogue_fraction, progress=progress,
+        )  # fmt: skip
+
     return {
         "synth": synth,
         "ae_spatial": ae_spatial,
         "ae_temporal": ae_temporal,
         "encode": encode,
         "ar": ar,
+        "duplex": duplex,
     }
 
 
+def result_pipeline(plan: TrainAllPlan, out: str | Path) -> Path:
+    """The pipeline folder ``train all`` builds: the duplex one when it has a duplex stage."""
+    return Path(out) / ("duplex" if plan.duplex_steps else "ar") / "pipeline"
+
+
 def train_all(plan: TrainAllPlan, out: str | Path, progress: bool = True) -> list[StageReport]:
-    """Run (or resume) every stage; returns one report per stage. The pipeline is ``out/ar/pipeline``."""
+    """Run (or resume) every stage; returns one report per stage. The pipeline: ``result_pipeline``."""
     plan.validate()
     out = Path(out)
     _check_plan(out, plan)
@@ -206,5 +237,8 @@ def budget_table(reports: list[StageReport]) -> str:
     lines = ["| stage | minutes | budget (tiny, 2 cores) |", "|---|---|---|"]
     lines += [f"| {name} | {m:.1f} | {b:.0f}{'' if m <= b else ' (over)'} |" for name, m, b in rows]
     total = sum(r[1] for r in rows)
+    if minutes.get("duplex"):
+        lines.append(f"| duplex fine-tune | {minutes['duplex']:.1f} | - |")
+        total += minutes["duplex"]
     lines.append(f"| all | {total:.1f} | {sum(BUDGET_MINUTES.values()):.0f} |")
     return "\n".join(lines)
