@@ -4,8 +4,9 @@ sessions' frames into one forward pass would raise that number. Side by side in 
 1. K = 1, 2, 4, 8 concurrent WebSocket sessions against a real uvicorn server (the package's client, each
    session speaking a long text): delivered fps per session (mean and worst), audio-to-lip latency p50/p95
    and compute p95 as the server reports them after ``--seconds`` of streaming.
-2. Per-frame cost of the model (backbone + head + decode) for K sessions one after another (what the
-   server does today) vs one batched step of K rows: the ratio is what batching could buy.
+2. Per-frame cost of the model (backbone + head + decode) for K independent sessions (caches of different
+   lengths) one after another (what the server does today) vs batched by ``ARModel.step_many`` (one
+   backbone and one head pass for all; the frames decoded as one batch): what batching buys.
 3. Encoding one frame for the wire: JPEG (what the WebSocket sends) vs VP8 and H.264 real-time encoders
    (what WebRTC would send), on rendered avatar frames at the pipeline's size.
 
@@ -79,22 +80,34 @@ async def concurrent(url: str, k: int, seconds: float) -> list[dict]:
 
 
 @torch.no_grad()
-def frame_cost(pipe: Pipeline, rows: int, steps: int = 30) -> float:
-    """Seconds per step of backbone + head + decode for a batch of ``rows`` sessions."""
-    model, ae = pipe.model.eval(), pipe.autoencoder.eval()
-    cfg = model.config
-    ref = torch.randn(rows, cfg.tokens_per_frame, cfg.latent_channels)
-    state = model.start(ref)
-    cache = ae.new_cache()
-    cond = torch.zeros(rows, cfg.cond_tokens_per_frame, cfg.backbone.hidden_size)
-    _, h, w = ae.latent_shape
+def frame_cost(pipe: Pipeline, sessions: int, batched: bool, steps: int = 30) -> float:
+    """Seconds per round of backbone + head + decode that gives each of ``sessions`` independent sessions
+    (started 7 frames apart, so their caches differ in length) its next frame: one after another, or
+    batched (``ARModel.step_many``: one backbone and one head pass; one decode of all their frames)."""
     from avatarlm.autoencoder.tokens import tokens_to_grid
 
+    model, ae = pipe.model.eval(), pipe.autoencoder.eval()
+    cfg = model.config
+    cond = torch.zeros(1, cfg.cond_tokens_per_frame, cfg.backbone.hidden_size)
+    states = [
+        model.start(torch.randn(1, cfg.tokens_per_frame, cfg.latent_channels), seed=i)
+        for i in range(sessions)
+    ]
+    for i, state in enumerate(states):
+        for _ in range(7 * i):
+            model.step(state, cond)
+    _, h, w = ae.latent_shape
+    caches = [ae.new_cache() for _ in states]
+    batch_cache = ae.new_cache()
     times = []
     for i in range(steps):
         t0 = time.perf_counter()
-        latent = model.step(state, cond)
-        ae.decode_step(tokens_to_grid(latent, h, w), cache)
+        if batched:
+            latents = torch.cat(model.step_many(states, [cond] * sessions))
+            ae.decode_step(tokens_to_grid(latents, h, w), batch_cache)
+        else:
+            for state, cache in zip(states, caches, strict=True):
+                ae.decode_step(tokens_to_grid(model.step(state, cond), h, w), cache)
         if i >= 5:
             times.append(time.perf_counter() - t0)
     return float(np.median(times))
@@ -171,17 +184,14 @@ def main() -> None:
             time.sleep(1.0)
     finally:
         server.should_exit = True
-    print("\n2. model cost per frame: K sessions one by one vs one batched step of K rows")
+    print("\n2. model cost of one frame for each of K sessions: one by one vs batched (step_many)")
     print(
         f"{'K':>3} {'one by one ms':>14} {'batched ms':>11} {'speed-up':>9} {'batched sessions in real time':>30}"
     )
-    single = frame_cost(pipe, 1)
     for k in ks:
-        batched = frame_cost(pipe, k)
-        fits = int(1 / pipe.fps / (batched / k)) if batched > 0 else 0
-        print(
-            f"{k:>3} {k * single * 1000:14.1f} {batched * 1000:11.1f} {k * single / batched:8.2f}x {fits:>30}"
-        )
+        alone, together = frame_cost(pipe, k, batched=False), frame_cost(pipe, k, batched=True)
+        fits = int(1 / pipe.fps / (together / k)) if together > 0 else 0
+        print(f"{k:>3} {alone * 1000:14.1f} {together * 1000:11.1f} {alone / together:8.2f}x {fits:>30}")
     size = pipe.autoencoder.config.image_height
     print(f"\n3. encoding one {size}x{size} frame for the wire")
     for label, (ms, nbytes) in encode_costs(size).items():

@@ -13,6 +13,7 @@ not used and kept at one row, so a 3B backbone carries no 0.3B vocabulary;
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -225,6 +226,64 @@ class Backbone(nn.Module):
             x = x + attn.o_proj(o.transpose(1, 2).reshape(b, n, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         return m.norm(x)
+
+    def step_many(
+        self,
+        new_embeds: Sequence[torch.Tensor],
+        new_position_ids: Sequence[torch.Tensor],
+        caches: Sequence[KVCache],
+        masks: Sequence[torch.Tensor],
+    ) -> list[torch.Tensor]:
+        """:meth:`step` for several independent runs at once (e.g. the sessions of a server), in one pass:
+        run i brings ``new_embeds[i]`` (B_i, n, D) with its positions, ``caches[i]`` (its own length L_i)
+        and ``masks[i]`` (1 or B_i, 1, n, L_i + n); every run adds the same number n of tokens. Each layer
+        pads the runs' cached keys to the longest (the padding masked out), so every row attends to what
+        its own :meth:`step` would. Returns each run's hidden states (B_i, n, D)."""
+        runs = len(new_embeds)
+        if not runs or not len(new_position_ids) == len(caches) == len(masks) == runs:
+            raise ValueError("step_many needs, per run, its new embeds, positions, cache and mask")
+        if len({e.shape[1] for e in new_embeds}) != 1:
+            raise ValueError(f"every run must add as many tokens, got {[e.shape[1] for e in new_embeds]}")
+        lengths = [c.length for c in caches]
+        longest, rows = max(lengths), [e.shape[0] for e in new_embeds]
+        positions = [
+            self._check(e, p, m, past=length)
+            for e, p, m, length in zip(new_embeds, new_position_ids, masks, lengths, strict=True)
+        ]
+        x = torch.cat(list(new_embeds))
+        b, n, _ = x.shape
+        full = x.new_full((b, 1, n, longest + n), float("-inf"))
+        starts = [sum(rows[:i]) for i in range(len(rows))]
+        bounds = [(lo, lo + r) for lo, r in zip(starts, rows, strict=True)]
+        for (lo, hi), length, mask in zip(bounds, lengths, masks, strict=True):
+            full[lo:hi, :, :, :length] = mask[..., :length].to(x.dtype)
+            full[lo:hi, :, :, longest:] = mask[..., length:].to(x.dtype)
+        m = self.model
+        cos, sin = m.rotary_emb(x, torch.cat(positions))
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        d = self.config.head_dim
+        for i, module in enumerate(m.layers):
+            layer = cast(Qwen2DecoderLayer, module)
+            attn = cast(Qwen2Attention, layer.self_attn)
+            h = layer.input_layernorm(x)
+            q = _rotate(attn.q_proj(h).view(b, n, -1, d).transpose(1, 2), cos, sin)
+            k = _rotate(attn.k_proj(h).view(b, n, -1, d).transpose(1, 2), cos, sin)
+            v = attn.v_proj(h).view(b, n, -1, d).transpose(1, 2)
+            keys = k.new_zeros(b, k.shape[1], longest + n, d)
+            values = torch.zeros_like(keys)
+            for (lo, hi), length, cache in zip(bounds, lengths, caches, strict=True):
+                run_k, run_v = cache.append(i, k[lo:hi], v[lo:hi])
+                keys[lo:hi, :, :length], keys[lo:hi, :, longest:] = run_k[:, :, :length], run_k[:, :, length:]
+                values[lo:hi, :, :length], values[lo:hi, :, longest:] = (
+                    run_v[:, :, :length],
+                    run_v[:, :, length:],
+                )
+            o = F.scaled_dot_product_attention(
+                q, keys, values, attn_mask=full, scale=attn.scaling, enable_gqa=True
+            )
+            x = x + attn.o_proj(o.transpose(1, 2).reshape(b, n, -1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        return list(m.norm(x).split(rows))
 
     @torch.no_grad()
     def evict(self, cache: KVCache, start: int, stop: int) -> None:

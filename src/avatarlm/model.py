@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,27 @@ def frame_generator(
     if seed < 0 or frame < 0:
         raise ValueError(f"seed and frame must be >= 0, got seed={seed}, frame={frame}")
     return keyed_generator(seed, frame, stream, device=device)
+
+
+@dataclass
+class _StepInput:
+    """What one generation step appends: embeddings (B, L, D), their positions (L,), their additive mask
+    over cache + new tokens, and how many of them are the latent frame's tokens (the last ``tokens``)."""
+
+    embeds: torch.Tensor
+    positions: torch.Tensor
+    mask: torch.Tensor
+    tokens: int
+    opens_chunk: bool
+    guidance: float | None
+
+
+def _groups(keys: Sequence[object]) -> list[list[int]]:
+    """Indices of ``keys`` grouped by equal key, groups in order of first appearance."""
+    out: dict[object, list[int]] = {}
+    for i, key in enumerate(keys):
+        out.setdefault(key, []).append(i)
+    return list(out.values())
 
 
 class ARModel(nn.Module):
@@ -266,9 +288,66 @@ class ARModel(nn.Module):
         the condition without what is guided (e.g. null audio); the head follows classifier-free guidance and
         both rows get its sample.
         """
+        step = self._prepare_step(state, cond_tokens, guidance)
+        hidden = self.backbone.step(step.embeds, step.positions, state.cache, step.mask)[:, -step.tokens :]
+        return self._finish_step(state, step, hidden, generator)
+
+    @torch.no_grad()
+    def step_many(
+        self,
+        states: Sequence[GenerationState],
+        cond_tokens: Sequence[torch.Tensor | None],
+        guidance: Sequence[float | None] | None = None,
+    ) -> list[torch.Tensor]:
+        """:meth:`step` for several independent runs (e.g. a server's sessions) with one backbone pass per
+        group of runs adding as many tokens (with n = 1 all of them) and one head pass per guidance value;
+        each run's frame equals its own :meth:`step` (within float rounding) and advances only its state."""
+        guidance = [None] * len(states) if guidance is None else list(guidance)
+        if not len(states) == len(cond_tokens) == len(guidance):
+            raise ValueError("step_many needs one condition and one guidance per state")
+        steps = [self._prepare_step(s, c, g) for s, c, g in zip(states, cond_tokens, guidance, strict=True)]
+        hidden: dict[int, torch.Tensor] = {}
+        for group in _groups([st.embeds.shape[1] for st in steps]):
+            out = self.backbone.step_many(
+                [steps[i].embeds for i in group],
+                [steps[i].positions for i in group],
+                [states[i].cache for i in group],
+                [steps[i].mask for i in group],
+            )
+            for i, h in zip(group, out, strict=True):
+                hidden[i] = h[:, -steps[i].tokens :]
+        samples: dict[int, torch.Tensor] = {}
+        for group in _groups(guidance):
+            g = guidance[group[0]]  # a guided run samples once, from row 0 (conditional) and row 1
+            conds = [hidden[i][:1] if g is not None else hidden[i] for i in group]
+            noise = torch.cat([self._head_noise(states[i], c) for i, c in zip(group, conds, strict=True)])
+            free = None if g is None else torch.cat([hidden[i][1:] for i in group])
+            drawn = self.head.sample(
+                torch.cat(conds), noise=noise, unconditional=free, guidance=1.0 if g is None else g
+            )
+            for i, x in zip(group, drawn.split([c.shape[0] for c in conds]), strict=True):
+                samples[i] = x
+        return [
+            self._finish_step(states[i], steps[i], hidden[i], sample=samples[i]) for i in range(len(states))
+        ]
+
+    def _head_noise(self, state: GenerationState, cond: torch.Tensor) -> torch.Tensor:
+        """The head's starting noise for the frame ``state`` samples next, as :meth:`step` draws it."""
+        gen = frame_generator(state.seed, state.frame + 1, _HEAD_STREAM, cond.device)
+        shape = (cond.shape[0], cond.shape[1], self.head.config.in_channels)
+        return torch.randn(
+            shape, generator=gen, device=cond.device, dtype=self.head.time_embed.fc1.weight.dtype
+        )
+
+    def _prepare_step(
+        self, state: GenerationState, cond_tokens: torch.Tensor | None, guidance: float | None
+    ) -> _StepInput:
+        """Check a step's inputs and build the tokens it appends, their positions and mask."""
         cfg = self.config
         n, k = cfg.chunk_size, state.frame
         b = state.latent.shape[0]
+        if guidance is not None and b != 2:
+            raise ValueError(f"a guided step takes 2 rows (conditional, unconditional), got {b}")
         opens_chunk = k % n == 0
         if opens_chunk:
             if cond_tokens is None:
@@ -302,21 +381,34 @@ class ARModel(nn.Module):
         key_groups = torch.cat([torch.full((past,), -1, device=embeds.device), new_groups])
         mask = frame_causal_mask(new_groups, key_groups, dtype=embeds.dtype)
         positions = torch.arange(past, past + embeds.shape[1], device=embeds.device)
-        hidden = self.backbone.step(embeds, positions, state.cache, mask)[:, -t:]
-        gen = (
-            generator
-            if generator is not None
-            else frame_generator(state.seed, k + 1, _HEAD_STREAM, hidden.device)
-        )
-        if guidance is None:
-            nxt = self.head.sample(hidden, generator=gen)
-        elif b != 2:
-            raise ValueError(f"a guided step takes 2 rows (conditional, unconditional), got {b}")
-        else:
-            nxt = self.head.sample(hidden[:1], generator=gen, unconditional=hidden[1:], guidance=guidance)
-            nxt = nxt.expand(2, -1, -1)
+        return _StepInput(embeds, positions, mask, t, opens_chunk, guidance)
+
+    def _finish_step(
+        self,
+        state: GenerationState,
+        step: _StepInput,
+        hidden: torch.Tensor,
+        generator: torch.Generator | None = None,
+        sample: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Sample the next frame from the hidden states at f_k's tokens (unless ``sample`` is given) and
+        advance ``state``."""
+        cfg = self.config
+        if sample is None:
+            gen = generator
+            if gen is None:
+                gen = frame_generator(state.seed, state.frame + 1, _HEAD_STREAM, hidden.device)
+            if step.guidance is None:
+                sample = self.head.sample(hidden, generator=gen)
+            else:
+                sample = self.head.sample(
+                    hidden[:1], generator=gen, unconditional=hidden[1:], guidance=step.guidance
+                )
+        if step.guidance is not None:
+            sample = sample.expand(2, -1, -1)
+        nxt = sample
         if cfg.target == "delta":
             nxt = state.latent + cfg.delta_scale * nxt.to(state.latent.dtype)
-        state.frame, state.latent, state.hidden = k + 1, nxt, hidden
-        state.num_groups = g + (2 if opens_chunk else 1)
+        state.frame, state.latent, state.hidden = state.frame + 1, nxt, hidden
+        state.num_groups += 2 if step.opens_chunk else 1
         return nxt
