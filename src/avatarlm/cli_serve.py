@@ -24,6 +24,10 @@ def add_serve_parser(sub: Any) -> None:
     serve.add_argument("--lip-strength", type=float, default=1.0, help="guidance on the audio (costs 2x)")
     serve.add_argument("--seed", type=int, default=0, help="noise seed of every session")
     serve.add_argument("--replica-name", default=None, help="name in /api/info (default: PID:PORT)")
+    serve.add_argument(
+        "--batch-wait-ms", type=float, default=5.0,
+        help="sessions' frames wait this long for each other to run as one batch (default 5; 0: one by one)",
+    )  # fmt: skip
 
 
 def serve_token(args: argparse.Namespace) -> str | None:
@@ -49,8 +53,9 @@ def run_serve(args: argparse.Namespace) -> None:
     token = serve_token(args)
     replica = args.replica_name or f"{os.getpid()}:{args.port}"
     config = ServeConfig(
-        max_sessions=args.max_sessions, idle_seconds=args.idle_seconds, token=token, replica=replica
-    )
+        max_sessions=args.max_sessions, idle_seconds=args.idle_seconds, token=token, replica=replica,
+        batch_wait_ms=args.batch_wait_ms,
+    )  # fmt: skip
     session = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
     pipe = load_pipeline(args.model)
     print(f"avatarlm: serving {args.model or BUNDLED} on http://{args.host}:{args.port}/ (Ctrl-C stops)")

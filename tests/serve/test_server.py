@@ -82,6 +82,31 @@ def test_talk_to_the_avatar(mono_pipe):
     assert "/api/info" in schema["paths"]
 
 
+def test_concurrent_sessions_share_batched_steps(mono_pipe):
+    async def two(url):
+        async with AvatarClient(url) as a, AvatarClient(url) as b:
+            await a.say("Hello there, how are you?", lang="en")
+            await b.say("Buenos dias.", lang="es")
+            return await asyncio.gather(collect(a, 2.0), collect(b, 2.0))
+
+    app = create_app(mono_pipe, ServeConfig(batch_wait_ms=20))
+    with running(app) as base:
+        runs = asyncio.run(two(ws_url(base)))
+        for _ in range(50):  # the server notices the closes
+            if app.state.batcher.sessions == 0:
+                break
+            time.sleep(0.1)
+    for frames, _, notices in runs:
+        assert len(frames) >= 20 and [f.index for f in frames] == list(range(len(frames)))
+        assert not [n for n in notices if n["type"] in ("error", "warning")]
+    batcher = app.state.batcher
+    assert batcher.steps >= 40 and batcher.batches < batcher.steps  # frames of both went through together
+    assert batcher.sessions == 0
+    assert create_app(mono_pipe, ServeConfig(batch_wait_ms=0)).state.batcher is None
+    with pytest.raises(ValueError, match="batch_wait_ms"):
+        ServeConfig(batch_wait_ms=-1)
+
+
 def test_token_is_required_when_set(mono_pipe):
     async def attempt(url):
         with pytest.raises(ServerError, match="token"):

@@ -28,6 +28,7 @@ from avatarlm.pipeline.audio_input import SAMPLE_RATE, AudioInput
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.offline import decode_frame, encode_reference
 from avatarlm.pipeline.rolling import KeptFrame, evict_frames, rebuild_state
+from avatarlm.pipeline.step_batcher import StepBatcher
 
 
 @dataclass
@@ -97,7 +98,10 @@ class StreamingSession:
 
     The model's clock is its audio: frame j comes once the audio up to its look-ahead is in. A model with
     actions and no audio (a world model) is clocked by its actions instead: every pushed action is one
-    frame's (the action taken before it), and the frame comes as soon as its action is in."""
+    frame's (the action taken before it), and the frame comes as soon as its action is in.
+
+    ``batcher``: a :class:`StepBatcher` shared with other sessions of the same model on other threads (a
+    server's), which runs their generation steps together; the frames stay the same."""
 
     def __init__(
         self,
@@ -105,11 +109,15 @@ class StreamingSession:
         reference: np.ndarray | None = None,
         identity_seed: int | None = None,
         config: SessionConfig | None = None,
+        batcher: StepBatcher | None = None,
     ) -> None:
         if (reference is None) == (identity_seed is None):
             raise ValueError("give exactly one of a reference image or an identity seed")
         self.pipe, self.config = pipe, config or SessionConfig()
         model, cond = pipe.model.eval(), pipe.model.config.conditions
+        if batcher is not None and batcher.model is not model:
+            raise ValueError("the step batcher serves another model than this pipeline's")
+        self._step = batcher.step if batcher is not None else model.step
         self._chunk = n = model.config.chunk_size
         if n > 1 and (
             self.config.roll != "rotate" or self.config.window_frames % n or self.config.evict_frames % n
@@ -269,7 +277,7 @@ class StreamingSession:
 
     @torch.no_grad()
     def _next_frame(self) -> np.ndarray:
-        model, cfg = self.pipe.model, self.config
+        cfg = self.config
         t0 = time.perf_counter()
         guidance = cfg.lip_strength if cfg.guided else None
         if self._inside:  # inside a chunk: its conditions went in with its first frame
@@ -278,7 +286,7 @@ class StreamingSession:
         else:
             cond, ready = self._chunk_conditions()
         t1 = time.perf_counter()
-        latent = model.step(self._state, cond, guidance=guidance)[0]
+        latent = self._step(self._state, cond, guidance=guidance)[0]
         index = self._state.frame
         t2 = time.perf_counter()
         self._roll(cond, latent)

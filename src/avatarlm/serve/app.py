@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -29,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from avatarlm.conditions.pose import NUM_KEYPOINTS
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.session import SessionConfig
+from avatarlm.pipeline.step_batcher import StepBatcher
 from avatarlm.serve import protocol as P
 from avatarlm.serve.live_session import LiveSession, model_facts
 
@@ -45,12 +47,16 @@ class ServeConfig:
     jpeg_quality: int = 80
     tick_seconds: float = 0.02  # how often a session looks for new frames
     replica: str | None = None  # this process's name in /api/info (default: its pid), for many behind a proxy
+    # sessions' generation steps wait up to this long for each other, then run as one batch (0: one by one)
+    batch_wait_ms: float = 5.0
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
             raise ValueError(f"max_sessions must be >= 1, got {self.max_sessions}")
         if self.idle_seconds <= 0 or self.tick_seconds <= 0 or self.max_messages_per_second <= 0:
             raise ValueError("idle_seconds, tick_seconds and max_messages_per_second must be > 0")
+        if not 0 <= self.batch_wait_ms <= 100:
+            raise ValueError(f"batch_wait_ms must be in [0, 100], got {self.batch_wait_ms}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
 
@@ -88,6 +94,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.live = set()  # the open sockets
+    app.state.batcher = StepBatcher(pipe.model, cfg.batch_wait_ms / 1000) if cfg.batch_wait_ms > 0 else None
 
     def authorised(token: str | None, authorization: str | None) -> bool:
         if cfg.token is None:
@@ -132,7 +139,7 @@ def create_app(
             return
         app.state.live.add(ws)
         try:
-            await run_session(ws, pipe, cfg, session, identity)
+            await run_session(ws, pipe, cfg, session, identity, app.state.batcher)
         finally:
             app.state.live.discard(ws)
 
@@ -146,11 +153,19 @@ def warm_up(pipe: Pipeline, session: SessionConfig | None) -> None:
 
 
 async def run_session(
-    ws: WebSocket, pipe: Pipeline, cfg: ServeConfig, session_config: SessionConfig | None, identity: int
+    ws: WebSocket,
+    pipe: Pipeline,
+    cfg: ServeConfig,
+    session_config: SessionConfig | None,
+    identity: int,
+    batcher: StepBatcher | None = None,
 ) -> None:
     """Two tasks: one reads and applies messages, one ticks the session and sends what it makes. A lock
-    keeps them off the session at the same time (all session work runs on worker threads)."""
-    live = await asyncio.to_thread(LiveSession, pipe, identity, session_config, cfg.jpeg_quality)
+    keeps them off the session at the same time (all session work runs on worker threads). With a
+    ``batcher`` the session's generation steps run batched with the other sessions'."""
+    live = await asyncio.to_thread(
+        partial(LiveSession, pipe, identity, session_config, cfg.jpeg_quality, batcher=batcher)
+    )
     lock = asyncio.Lock()
     last_heard = time.monotonic()
     limit = RateLimit(cfg.max_messages_per_second)
@@ -199,6 +214,8 @@ async def run_session(
                 await ws.send_json(live.stats.summary())
             await asyncio.sleep(cfg.tick_seconds)
 
+    if batcher is not None:
+        batcher.join()
     tasks = [asyncio.create_task(receive()), asyncio.create_task(generate())]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -214,3 +231,5 @@ async def run_session(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if batcher is not None:
+            batcher.leave()

@@ -27,6 +27,7 @@ from avatarlm.pipeline.audio_input import SAMPLE_RATE
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.generate import domain_warning, fit_image, speak_text
 from avatarlm.pipeline.session import SessionConfig, StreamingSession
+from avatarlm.pipeline.step_batcher import StepBatcher
 from avatarlm.serve import protocol as P
 from avatarlm.serve.live_conversation import LiveConversation
 
@@ -123,8 +124,10 @@ class LiveSession:
         jpeg_quality: int = 80,
         max_lag: float = 0.25,
         conversation: Callable[[str], LiveConversation] = LiveConversation,
+        batcher: StepBatcher | None = None,
     ) -> None:
         self.pipe, self.config, self.jpeg_quality = pipe, config or SessionConfig(), jpeg_quality
+        self.batcher = batcher  # shared with the server's other sessions: their steps run together
         self.duplex = pipe.model.config.conditions.audio_streams == 2
         self.fps = pipe.fps
         mc = pipe.model.config
@@ -141,7 +144,7 @@ class LiveSession:
         self._restart(None, identity)
 
     def _restart(self, image: np.ndarray | None, identity: int | None) -> None:
-        self.session = StreamingSession(self.pipe, image, identity, self.config)
+        self.session = StreamingSession(self.pipe, image, identity, self.config, self.batcher)
         self.origin = time.perf_counter()  # wall time of video time 0
         self._slipped = 0.0  # seconds the clock waited for generation
         self._pushed = 0  # samples pushed to each stream
