@@ -1,11 +1,12 @@
-"""How many live sessions `avatarlm serve` keeps in real time on this machine, and whether batching the
-sessions' frames into one forward pass would raise that number. Side by side in one run:
+"""How many live sessions `avatarlm serve` keeps in real time on this machine, and how much batching the
+sessions' frames into one forward pass raises that number. Side by side in one run:
 
 1. K = 1, 2, 4, 8 concurrent WebSocket sessions against a real uvicorn server (the package's client, each
-   session speaking a long text): delivered fps per session (mean and worst), audio-to-lip latency p50/p95
-   and compute p95 as the server reports them after ``--seconds`` of streaming.
+   session speaking a long text), with the sessions' steps one by one and batched (``--batch-wait-ms``):
+   delivered fps per session (mean and worst), audio-to-lip latency p50/p95 and compute p95 as the server
+   reports them after ``--seconds`` of streaming.
 2. Per-frame cost of the model (backbone + head + decode) for K independent sessions (caches of different
-   lengths) one after another (what the server does today) vs batched by ``ARModel.step_many`` (one
+   lengths) one after another (``--batch-wait-ms 0``) vs batched by ``ARModel.step_many`` (one
    backbone and one head pass for all; the frames decoded as one batch): what batching buys.
 3. Encoding one frame for the wire: JPEG (what the WebSocket sends) vs VP8 and H.264 real-time encoders
    (what WebRTC would send), on rendered avatar frames at the pipeline's size.
@@ -41,15 +42,14 @@ TEXT = (
 ) * 4
 
 
-def serve(pipe: Pipeline, max_sessions: int):
+def serve(pipe: Pipeline, max_sessions: int, batch_wait_ms: float):
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(pipe, ServeConfig(max_sessions=max_sessions)), port=port, log_level="error")
-    )
+    config = ServeConfig(max_sessions=max_sessions, batch_wait_ms=batch_wait_ms)
+    server = uvicorn.Server(uvicorn.Config(create_app(pipe, config), port=port, log_level="error"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
@@ -167,23 +167,29 @@ def main() -> None:
     print(
         f"{torch.get_num_threads()} threads; {pipe.fps} fps video; {args.seconds:.0f} s per K (first 2 s not counted)"
     )
-    print("\n1. concurrent sessions through the server")
+    print("\n1. concurrent sessions through the server, steps one by one (--batch-wait-ms 0) vs batched (5)")
     print(
-        f"{'K':>3} {'fps mean':>9} {'fps worst':>9} {'lip p50 ms':>11} {'lip p95 ms':>11} {'compute p95':>12}  real time?"
+        f"{'K':>3} {'batching':>9} {'fps mean':>9} {'fps worst':>9} {'lip p50 ms':>11} {'lip p95 ms':>11} "
+        f"{'compute p95':>12}  real time?"
     )
-    server, url = serve(pipe, max(ks))
+    servers = {wait: serve(pipe, max(ks), wait) for wait in (0.0, 5.0)}
     try:
         for k in ks:
-            runs = asyncio.run(concurrent(url, k, args.seconds))
-            fps = [r["fps"] for r in runs]
-            p50 = max(r.get("latency_ms_p50") or 0 for r in runs)
-            p95 = max(r.get("latency_ms_p95") or 0 for r in runs)
-            comp = max(r.get("compute_ms_p95") or 0 for r in runs)
-            ok = "yes" if min(fps) >= 0.95 * pipe.fps and p95 < 1000 else "no"
-            print(f"{k:>3} {np.mean(fps):9.1f} {min(fps):9.1f} {p50:11.0f} {p95:11.0f} {comp:12.1f}  {ok}")
-            time.sleep(1.0)
+            for wait, (_, url) in servers.items():
+                runs = asyncio.run(concurrent(url, k, args.seconds))
+                fps = [r["fps"] for r in runs]
+                p50 = max(r.get("latency_ms_p50") or 0 for r in runs)
+                p95 = max(r.get("latency_ms_p95") or 0 for r in runs)
+                comp = max(r.get("compute_ms_p95") or 0 for r in runs)
+                ok = "yes" if min(fps) >= 0.95 * pipe.fps and p95 < 1000 else "no"
+                mode = f"{wait:.0f} ms" if wait else "off"
+                print(
+                    f"{k:>3} {mode:>9} {np.mean(fps):9.1f} {min(fps):9.1f} {p50:11.0f} {p95:11.0f} {comp:12.1f}  {ok}"
+                )
+                time.sleep(1.0)
     finally:
-        server.should_exit = True
+        for server, _ in servers.values():
+            server.should_exit = True
     print("\n2. model cost of one frame for each of K sessions: one by one vs batched (step_many)")
     print(
         f"{'K':>3} {'one by one ms':>14} {'batched ms':>11} {'speed-up':>9} {'batched sessions in real time':>30}"
