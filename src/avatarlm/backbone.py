@@ -206,26 +206,7 @@ class Backbone(nn.Module):
         """Append new tokens (one group, one chunk or a whole prefix) to ``cache``; return their hidden
         states. ``mask`` is (1 or B, 1, L_new, cache.length + L_new); equals :meth:`forward` on the
         concatenated sequence."""
-        position_ids = self._check(new_embeds, new_position_ids, mask, past=cache.length)
-        mask = mask.to(new_embeds.dtype)
-        m = self.model
-        cos, sin = m.rotary_emb(new_embeds, position_ids)
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-        b, n, _ = new_embeds.shape
-        d = self.config.head_dim
-        x = new_embeds
-        for i, module in enumerate(m.layers):
-            layer = cast(Qwen2DecoderLayer, module)
-            attn = cast(Qwen2Attention, layer.self_attn)
-            h = layer.input_layernorm(x)
-            q = _rotate(attn.q_proj(h).view(b, n, -1, d).transpose(1, 2), cos, sin)
-            k = _rotate(attn.k_proj(h).view(b, n, -1, d).transpose(1, 2), cos, sin)
-            v = attn.v_proj(h).view(b, n, -1, d).transpose(1, 2)
-            k, v = cache.append(i, k, v)
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scaling, enable_gqa=True)
-            x = x + attn.o_proj(o.transpose(1, 2).reshape(b, n, -1))
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
-        return m.norm(x)
+        return self.step_many([new_embeds], [new_position_ids], [cache], [mask])[0]
 
     def step_many(
         self,
