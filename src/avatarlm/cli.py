@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="autoencoder folder")
     ev.add_argument("--split", default="test")
     ev.add_argument("--clips", type=int, default=8)
+    pack = sub.add_parser(
+        "pack", help="copy a pipeline folder with fp16 weights (half the size; what models/tiny holds)"
+    )
+    pack.add_argument("model", help="pipeline folder (OUT/pipeline of a training run)")
+    pack.add_argument("--out", required=True, help="new pipeline folder")
     return p
 
 
@@ -224,6 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_play(args)
         elif args.command == "ae":
             _ae_command(args)
+        elif args.command == "pack":
+            from avatarlm.pipeline.folder import folder_megabytes, pack_pipeline
+
+            out = pack_pipeline(args.model, args.out)
+            print(f"wrote {out} ({folder_megabytes(out):.1f} MB, fp16 weights)")
     except (ValueError, FileNotFoundError) as e:
         print(f"avatarlm: error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ import torch
 from ar_helpers import ae_config, ar_config
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.model import ARModel
-from avatarlm.pipeline.folder import load_pipeline, save_pipeline
+from avatarlm.pipeline.folder import folder_megabytes, load_pipeline, pack_pipeline, save_pipeline
 
 
 @pytest.fixture
@@ -31,6 +31,31 @@ def test_save_and_load_round_trip(ae_folder, tmp_path):
         assert torch.equal(pipe.model.state_dict()[k], v), k
     assert pipe.fps == 25 and not pipe.model.training
     assert not (tmp_path / "pipe.tmp").exists()
+
+
+def test_pack_stores_fp16_weights_at_half_the_size(ae_folder, tmp_path, capsys):
+    from safetensors import safe_open
+
+    from avatarlm.cli import main
+
+    torch.manual_seed(1)
+    ar = ARModel(ar_config())
+    source = save_pipeline(tmp_path / "pipe", ae_folder, ar, "test")
+    assert main(["pack", str(source), "--out", str(tmp_path / "small")]) == 0
+    small = tmp_path / "small"
+    assert f"wrote {small}" in capsys.readouterr().out
+    assert folder_megabytes(small) < 0.55 * folder_megabytes(source)
+    for weights in small.glob("*/model.safetensors"):
+        with safe_open(str(weights), "pt") as f:
+            assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}  # noqa: SIM118 (not a dict)
+    packed, original = load_pipeline(small), load_pipeline(source)
+    assert packed.info["preset"] == "test"
+    for k, v in original.model.state_dict().items():
+        assert torch.equal(packed.model.state_dict()[k], v.half().float()), k
+    with pytest.raises(ValueError, match="--out must differ"):
+        pack_pipeline(source, source)
+    assert main(["pack", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
+    assert "pipeline.json is missing" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_mismatched_models_and_missing_files_are_refused(ae_folder, tmp_path):

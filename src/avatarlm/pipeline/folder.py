@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from avatarlm import __version__
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.io import atomic_write_json, read_json
@@ -72,24 +74,50 @@ def pipeline_info(ae: DCAutoencoder, ar: ARModel, preset: str) -> dict[str, Any]
 
 
 def save_pipeline(
-    folder: str | os.PathLike[str], ae_folder: str | os.PathLike[str], ar: ARModel, preset: str
+    folder: str | os.PathLike[str],
+    ae_folder: str | os.PathLike[str],
+    ar: ARModel,
+    preset: str,
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write a pipeline folder from an autoencoder folder (copied) and an AR model, atomically."""
+    """Write a pipeline folder from an autoencoder folder and an AR model, atomically. Without ``dtype``
+    the autoencoder's files are copied and the AR model saved as it is; ``torch.float16`` stores both at
+    half the size (loading upcasts them to fp32)."""
     folder = Path(folder)
     ae = DCAutoencoder.from_pretrained(ae_folder)
     check_compatible(ae, ar)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in ("config.json", "model.safetensors"):
-        (tmp / "ae").mkdir(exist_ok=True)
-        shutil.copy2(Path(ae_folder) / name, tmp / "ae" / name)
-    ar.save_pretrained(tmp / "ar")
+    if dtype is None:
+        (tmp / "ae").mkdir()
+        for name in ("config.json", "model.safetensors"):
+            shutil.copy2(Path(ae_folder) / name, tmp / "ae" / name)
+    else:
+        ae.save_pretrained(tmp / "ae", dtype=dtype)
+    ar.save_pretrained(tmp / "ar", dtype=dtype)
     atomic_write_json(tmp / PIPELINE_JSON, pipeline_info(ae, ar, preset))
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
     return folder
+
+
+def pack_pipeline(
+    source: str | os.PathLike[str], out: str | os.PathLike[str], dtype: torch.dtype = torch.float16
+) -> Path:
+    """Copy the pipeline folder ``source`` to ``out`` with its weights stored as ``dtype`` (fp16: half the
+    size, what the repository bundles); the preset and facts are kept."""
+    source, out = Path(source), Path(out)
+    if source.resolve() == out.resolve():
+        raise ValueError(f"pack writes a new folder: --out must differ from {source}")
+    pipe = load_pipeline(source)
+    return save_pipeline(out, source / "ae", pipe.model, str(pipe.info.get("preset", "custom")), dtype=dtype)
+
+
+def folder_megabytes(folder: str | os.PathLike[str]) -> float:
+    """Size of every file below ``folder``, in MB (10^6 bytes)."""
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file()) / 1e6
 
 
 def bundled_pipeline() -> Path | None:
