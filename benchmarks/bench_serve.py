@@ -2,11 +2,12 @@
 sessions' frames into one forward pass raises that number. Side by side in one run:
 
 1. K = 1, 2, 4, 8 concurrent WebSocket sessions against a real uvicorn server (the package's client, each
-   session speaking a long text), with the sessions' steps one by one and batched (``--batch-wait-ms``):
+   session speaking a long text), with the sessions' steps one by one (the default) and batched
+   (``--batch-wait-ms 5``):
    delivered fps per session (mean and worst), audio-to-lip latency p50/p95 and compute p95 as the server
    reports them after ``--seconds`` of streaming.
 2. Per-frame cost of the model (backbone + head + decode) for K independent sessions (caches of different
-   lengths) one after another (``--batch-wait-ms 0``) vs batched by ``ARModel.step_many`` (one
+   lengths) one after another (the server's default) vs batched by ``ARModel.step_many`` (one
    backbone and one head pass for all; the frames decoded as one batch): what batching buys.
 3. Encoding one frame for the wire: JPEG (what the WebSocket sends) vs VP8 and H.264 real-time encoders
    (what WebRTC would send), on rendered avatar frames at the pipeline's size.
