@@ -233,12 +233,15 @@ class Backbone(nn.Module):
         ]
         x = torch.cat(list(new_embeds))
         b, n, _ = x.shape
-        full = x.new_full((b, 1, n, longest + n), float("-inf"))
         starts = [sum(rows[:i]) for i in range(len(rows))]
         bounds = [(lo, lo + r) for lo, r in zip(starts, rows, strict=True)]
-        for (lo, hi), length, mask in zip(bounds, lengths, masks, strict=True):
-            full[lo:hi, :, :, :length] = mask[..., :length].to(x.dtype)
-            full[lo:hi, :, :, longest:] = mask[..., length:].to(x.dtype)
+        if runs == 1:  # the single-session hot path: no padding
+            full = masks[0].to(x.dtype)
+        else:
+            full = x.new_full((b, 1, n, longest + n), float("-inf"))
+            for (lo, hi), length, mask in zip(bounds, lengths, masks, strict=True):
+                full[lo:hi, :, :, :length] = mask[..., :length].to(x.dtype)
+                full[lo:hi, :, :, longest:] = mask[..., length:].to(x.dtype)
         m = self.model
         cos, sin = m.rotary_emb(x, torch.cat(positions))
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
@@ -250,15 +253,11 @@ class Backbone(nn.Module):
             q = _rotate(attn.q_proj(h).view(b, n, -1, d).transpose(1, 2), cos, sin)
             k = _rotate(attn.k_proj(h).view(b, n, -1, d).transpose(1, 2), cos, sin)
             v = attn.v_proj(h).view(b, n, -1, d).transpose(1, 2)
-            keys = k.new_zeros(b, k.shape[1], longest + n, d)
-            values = torch.zeros_like(keys)
-            for (lo, hi), length, cache in zip(bounds, lengths, caches, strict=True):
-                run_k, run_v = cache.append(i, k[lo:hi], v[lo:hi])
-                keys[lo:hi, :, :length], keys[lo:hi, :, longest:] = run_k[:, :, :length], run_k[:, :, length:]
-                values[lo:hi, :, :length], values[lo:hi, :, longest:] = (
-                    run_v[:, :, :length],
-                    run_v[:, :, length:],
-                )
+            stored = [
+                cache.append(i, k[lo:hi], v[lo:hi]) for (lo, hi), cache in zip(bounds, caches, strict=True)
+            ]
+            keys = _pad_runs([kv[0] for kv in stored], bounds, lengths, longest)
+            values = _pad_runs([kv[1] for kv in stored], bounds, lengths, longest)
             o = F.scaled_dot_product_attention(
                 q, keys, values, attn_mask=full, scale=attn.scaling, enable_gqa=True
             )
@@ -335,6 +334,22 @@ class Backbone(nn.Module):
         m.embed_tokens = nn.Embedding(1, backbone.config.hidden_size, dtype=dtype)
         m.rotary_emb = Qwen2RotaryEmbedding(config=m.config)
         return backbone
+
+
+def _pad_runs(
+    parts: list[torch.Tensor], bounds: list[tuple[int, int]], lengths: list[int], longest: int
+) -> torch.Tensor:
+    """The runs' keys (or values) (B_i, heads, L_i + n, d) stacked into one (sum B_i, heads, longest + n, d):
+    each run's cached part left-aligned, its n new tokens at the end, zeros between (masked out)."""
+    if all(length == longest for length in lengths):  # nothing to pad (one run, or equal caches)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+    first = parts[0]
+    out = first.new_zeros(
+        bounds[-1][1], first.shape[1], longest + first.shape[2] - lengths[0], first.shape[3]
+    )
+    for (lo, hi), length, part in zip(bounds, lengths, parts, strict=True):
+        out[lo:hi, :, :length], out[lo:hi, :, longest:] = part[:, :, :length], part[:, :, length:]
+    return out
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -332,7 +332,8 @@ class ARModel(nn.Module):
         ]
 
     def _head_noise(self, state: GenerationState, cond: torch.Tensor) -> torch.Tensor:
-        """The head's starting noise for the frame ``state`` samples next, as :meth:`step` draws it."""
+        """The head's starting noise for the frame ``state`` samples next (keyed by its seed and index, so
+        :meth:`step` and :meth:`step_many` draw alike)."""
         gen = frame_generator(state.seed, state.frame + 1, _HEAD_STREAM, cond.device)
         shape = (cond.shape[0], cond.shape[1], self.head.config.in_channels)
         return torch.randn(
@@ -395,15 +396,12 @@ class ARModel(nn.Module):
         advance ``state``."""
         cfg = self.config
         if sample is None:
-            gen = generator
-            if gen is None:
-                gen = frame_generator(state.seed, state.frame + 1, _HEAD_STREAM, hidden.device)
-            if step.guidance is None:
-                sample = self.head.sample(hidden, generator=gen)
-            else:
-                sample = self.head.sample(
-                    hidden[:1], generator=gen, unconditional=hidden[1:], guidance=step.guidance
-                )
+            g = step.guidance
+            cond, free = (hidden, None) if g is None else (hidden[:1], hidden[1:])
+            noise = self._head_noise(state, cond) if generator is None else None
+            sample = self.head.sample(
+                cond, generator=generator, noise=noise, unconditional=free, guidance=1.0 if g is None else g
+            )
         if step.guidance is not None:
             sample = sample.expand(2, -1, -1)
         nxt = sample

@@ -109,7 +109,9 @@ def generate_clip(
         cond = full[0]
         if lip_strength != 1.0:
             b, f = full.shape[:2]
-            silent = replace(conditions, audio=None, audio_tokens=None, audio_history_frames=0)
-            uncond = model.encode_conditions(replace(silent, batch_size=b, num_frames=f))[0]
+            silent = replace(
+                conditions, audio=None, audio_tokens=None, audio_history_frames=0, batch_size=b, num_frames=f
+            )
+            uncond = model.encode_conditions(silent)[0]
     latents = generate_latents(model, reference, cond, seed, progress, uncond, lip_strength)
     return decode_tokens(ae, latents)
