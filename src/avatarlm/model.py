@@ -207,6 +207,7 @@ class ARModel(nn.Module):
         generator: torch.Generator | None = None,
         frame_weight: torch.Tensor | None = None,
         face_targets: torch.Tensor | None = None,
+        history: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Teacher-forcing head loss (a scalar) of clip latents (B, F, T, C), F >= 2, normalised.
 
@@ -216,6 +217,9 @@ class ARModel(nn.Module):
         its change from the clean f_k, see ``ARConfig.target``). ``frame_weight`` (B, F-1) weights the
         loss of each predicted frame f_1..f_{F-1} (0 skips one). ``face_targets`` (B, F-1, P) is the face
         state of f_1..f_{F-1} (``ARConfig.face_probe_fields``); with ``face_probe_weight`` > 0 it is required.
+        ``history`` (B, F, T, C): the frames the model reads instead of ``latents`` (e.g. its own predictions,
+        ``trainer/own_history.py``); the targets stay ``latents``' frames, and a "delta" target is their
+        change from the history frame before them.
         """
         if latents.dim() != 4 or latents.shape[1] < 2:
             raise ValueError(f"latents must be (B, F, T, C) with F >= 2, got {tuple(latents.shape)}")
@@ -225,15 +229,19 @@ class ARModel(nn.Module):
             cond_tokens = cond_tokens[:, 1:]
         elif cond_tokens.shape[1] != f - 1:
             raise ValueError(f"cond_tokens must cover {f} or {f - 1} frames, got {tuple(cond_tokens.shape)}")
-        history, sigmas = self.corrupt_history(latents, generator)
-        hidden, layout = self.hidden_states(history, sigmas, cond_tokens)
+        if history is None:
+            history = latents
+        elif history.shape != latents.shape:
+            raise ValueError(f"history must match latents {tuple(latents.shape)}, got {tuple(history.shape)}")
+        noised, sigmas = self.corrupt_history(history, generator)
+        hidden, layout = self.hidden_states(noised, sigmas, cond_tokens)
         source, targets = layout.prediction_index()
         b, t = latents.shape[0], self.config.tokens_per_frame
         cond = hidden[:, source.to(hidden.device)].reshape(-1, t, hidden.shape[-1])
         idx = targets.to(latents.device)
         target = latents[:, idx]
         if self.config.target == "delta":
-            target = (target - latents[:, idx - 1]) / self.config.delta_scale
+            target = (target - history[:, idx - 1]) / self.config.delta_scale
         mask = None
         if frame_weight is not None:
             if frame_weight.shape != (b, f - 1):

@@ -30,6 +30,7 @@ from avatarlm.trainer.ar_data import ARClip, WindowBatch, WindowSampler
 from avatarlm.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from avatarlm.trainer.distributed import DistributedContext, barrier, sum_gradients
 from avatarlm.trainer.loss_log import LossLog
+from avatarlm.trainer.own_history import own_history
 
 _VAL_KEY = 2**31 - 1  # generator key of the validation pass (never a training step)
 
@@ -57,17 +58,31 @@ def window_sampler(
     )
 
 
-def window_loss(model: ARModel, batch: WindowBatch, generator: torch.Generator) -> torch.Tensor:
+def window_loss(
+    model: ARModel, batch: WindowBatch, generator: torch.Generator, own_history_share: float = 0.0
+) -> torch.Tensor:
     """Teacher-forcing loss of one batch of windows (conditions encoded with dropout in train mode).
-    With the "delta" target, f_1 counts only where the reference is the frame just before it."""
+    With the "delta" target, f_1 counts only where the reference is the frame just before it.
+    ``own_history_share``: the share of history frames the model reads from its own one-step predictions
+    (``own_history.py``)."""
     cond = model.encode_conditions(batch.conditions, generator=generator)
+    contiguous = torch.tensor(
+        [w.reference == w.start - 1 for w in batch.windows], device=batch.latents.device
+    )
     weight = None
     if model.config.target == "delta":  # f_1's change from a reference taken elsewhere means nothing
         b, f = batch.latents.shape[:2]
         weight = torch.ones(b, f - 1, device=batch.latents.device)
-        contiguous = [float(w.reference == w.start - 1) for w in batch.windows]
-        weight[:, 0] = torch.tensor(contiguous, device=weight.device)
-    return model.loss(batch.latents, cond, generator=generator, frame_weight=weight, face_targets=batch.face)
+        weight[:, 0] = contiguous.float()
+    history = own_history(model, batch.latents, cond, own_history_share, generator, keep_first=~contiguous)
+    return model.loss(
+        batch.latents,
+        cond,
+        generator=generator,
+        frame_weight=weight,
+        face_targets=batch.face,
+        history=history,
+    )
 
 
 def _autocast(device: torch.device):
@@ -169,7 +184,7 @@ def train_ar(
             part = windows[m * cfg.micro_batch : (m + 1) * cfg.micro_batch]
             gen = keyed_generator(cfg.seed, step, m, device=device)
             with _autocast(device):
-                loss = window_loss(model, sampler.collate(part, device), gen) / micro_batches
+                loss = window_loss(model, sampler.collate(part, device), gen, cfg.own_history) / micro_batches
             loss.backward()
             total += float(loss.detach())
         sum_gradients(params, ctx)  # each rank holds its share of the global mean

@@ -61,6 +61,9 @@ class ARTrainConfig(ComponentConfig):
     val_every: int = 250
     val_windows: int = 16
     seed: int = 0
+    # Share of history frames the model reads from its own one-step predictions instead of the truth
+    # (`own_history.py`): teaches it to undo its own errors, the cause of drift in free-running sessions.
+    own_history: float = 0.0
 
     def validate(self) -> None:
         if isinstance(self.model, dict):
@@ -75,6 +78,8 @@ class ARTrainConfig(ComponentConfig):
             raise ValueError(f"need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.own_history <= 1.0:
+            raise ValueError(f"own_history must be in [0, 1], got {self.own_history}")
         if not 0.0 <= self.contiguous_reference <= 1.0:
             raise ValueError(f"contiguous_reference must be in [0, 1], got {self.contiguous_reference}")
         if self.audio_history_frames is not None and self.audio_history_frames < 0:
