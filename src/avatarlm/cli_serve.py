@@ -25,9 +25,12 @@ def add_serve_parser(sub: Any) -> None:
     serve.add_argument("--seed", type=int, default=0, help="noise seed of every session")
     serve.add_argument("--replica-name", default=None, help="name in /api/info (default: PID:PORT)")
     serve.add_argument(
+        "--batching", action="store_true",
+        help="run the sessions' frames that are ready together as one batch (continuous: none waits)",
+    )  # fmt: skip
+    serve.add_argument(
         "--batch-wait-ms", type=float, default=0.0,
-        help="sessions' frames wait this long for each other to run as one batch (default 0: one by one; "
-        "5 pays from about 4 sessions on)",
+        help="with batching, a frame also waits this long for the other sessions' (implies --batching)",
     )  # fmt: skip
 
 
@@ -55,7 +58,7 @@ def run_serve(args: argparse.Namespace) -> None:
     replica = args.replica_name or f"{os.getpid()}:{args.port}"
     config = ServeConfig(
         max_sessions=args.max_sessions, idle_seconds=args.idle_seconds, token=token, replica=replica,
-        batch_wait_ms=args.batch_wait_ms,
+        batching=args.batching, batch_wait_ms=args.batch_wait_ms,
     )  # fmt: skip
     session = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
     pipe = load_pipeline(args.model)

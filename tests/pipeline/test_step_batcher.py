@@ -30,11 +30,12 @@ def stream(pipe, seed: int, audio: np.ndarray, batcher=None, lip_strength=1.0) -
     return np.stack(frames)
 
 
-def test_threads_sharing_a_batcher_get_the_frames_they_get_alone(pipe):
+@pytest.mark.parametrize("max_wait", [0.05, 0.0])  # waiting for the others; continuous batching
+def test_threads_sharing_a_batcher_get_the_frames_they_get_alone(pipe, max_wait):
     # three sessions of different lengths (so their caches and window rolls differ), one of them guided
     runs = [(0, 1.2, 1.0), (1, 0.8, 2.0), (2, 1.0, 1.0)]
     alone = [stream(pipe, seed, speech(sec, seed), lip_strength=g) for seed, sec, g in runs]
-    batcher = StepBatcher(pipe.model, max_wait=0.05)
+    batcher = StepBatcher(pipe.model, max_wait=max_wait)
     together: dict[int, np.ndarray] = {}
 
     def worker(seed: int, seconds: float, g: float) -> None:

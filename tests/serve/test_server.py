@@ -103,6 +103,8 @@ def test_concurrent_sessions_share_batched_steps(mono_pipe):
     assert batcher.steps >= 40 and batcher.batches < batcher.steps  # frames of both went through together
     assert batcher.sessions == 0
     assert create_app(mono_pipe, ServeConfig(batch_wait_ms=0)).state.batcher is None
+    continuous = create_app(mono_pipe, ServeConfig(batching=True)).state.batcher
+    assert continuous is not None and continuous.max_wait == 0.0
     with pytest.raises(ValueError, match="batch_wait_ms"):
         ServeConfig(batch_wait_ms=-1)
 

@@ -3,7 +3,9 @@ connections): each session calls :meth:`StepBatcher.step` where it would call ``
 up to ``max_wait`` seconds for the other joined sessions' steps, then one of the waiting threads runs them all
 as one :meth:`~avatarlm.model.ARModel.step_many` and hands every session its own frame.
 
-A session that is alone, or whose partners have all submitted, does not wait. Every session's frames are
+A session that is alone, or whose partners have all submitted, does not wait. With ``max_wait=0``
+(continuous batching) no step ever waits for another: a step runs at once when the model is free, and the
+steps that arrive while a batch runs go together in the next one. Every session's frames are
 those its own ``model.step`` would give (within float rounding: see ``step_many``), so batching changes
 throughput, never content. A step that fails inside a batch (a bad condition of one session) is retried
 alone for each of the batch's sessions, so the failure reaches only the session that caused it.
@@ -71,8 +73,9 @@ class StepBatcher:
                 late = time.perf_counter() >= deadline
                 if not self._running and self._pending and (full or late):
                     self._run_batch()
-                else:
-                    self._cv.wait(timeout=max(1e-4, deadline - time.perf_counter()))
+                else:  # past the deadline only a finished batch or a new step changes anything
+                    left = deadline - time.perf_counter()
+                    self._cv.wait(timeout=left if left > 0 else None)
         if request.error is not None:
             raise request.error
         assert request.result is not None

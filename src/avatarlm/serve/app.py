@@ -47,8 +47,10 @@ class ServeConfig:
     jpeg_quality: int = 80
     tick_seconds: float = 0.02  # how often a session looks for new frames
     replica: str | None = None  # this process's name in /api/info (default: its pid), for many behind a proxy
-    # sessions' generation steps wait up to this long for each other, then run as one batch (0: one by one).
-    # On 2 cores it pays from 4 sessions on (5 ms: +16% fps at 4, +25% at 8) and costs at 2 (see bench_serve)
+    # batching: sessions' generation steps that are ready together run as one batch (continuous: a step
+    # runs as soon as the model is free, and those arriving meanwhile join the next batch); batch_wait_ms
+    # > 0 also lets a step wait that long for the others (and implies batching). See bench_serve.
+    batching: bool = False
     batch_wait_ms: float = 0.0
 
     def __post_init__(self) -> None:
@@ -58,6 +60,7 @@ class ServeConfig:
             raise ValueError("idle_seconds, tick_seconds and max_messages_per_second must be > 0")
         if not 0 <= self.batch_wait_ms <= 100:
             raise ValueError(f"batch_wait_ms must be in [0, 100], got {self.batch_wait_ms}")
+        self.batching = self.batching or self.batch_wait_ms > 0
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
 
@@ -95,7 +98,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.live = set()  # the open sockets
-    app.state.batcher = StepBatcher(pipe.model, cfg.batch_wait_ms / 1000) if cfg.batch_wait_ms > 0 else None
+    app.state.batcher = StepBatcher(pipe.model, cfg.batch_wait_ms / 1000) if cfg.batching else None
 
     def authorised(token: str | None, authorization: str | None) -> bool:
         if cfg.token is None:

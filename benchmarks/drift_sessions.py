@@ -1,0 +1,114 @@
+"""Drift of free-running sessions, models side by side: each model streams the same unseen test faces for
+``--seconds`` (the clip's voice on a loop, through the product's own session: rolling window, streaming
+decode), and we track how far the static region (background, clothes: pixels the true clip never changes)
+moves from the reference, how sharp the frames stay against the truth, and the lip-sync (darkness probe
+against the true mouth opening) in the first and last segments.
+
+    python benchmarks/drift_sessions.py --data data/synth128 --model bundled=models/tiny \
+        --model own=runs/dx_own/pipeline --seconds 60 --plot docs/drift_sessions.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+import torch
+
+from avatarlm.data.face import FACE_STATE_FIELDS
+from avatarlm.data.shards import iter_samples
+from avatarlm.eval.clip_metrics import sharpness, static_distance, static_mask
+from avatarlm.eval.eval_generate import looped, stream_clip
+from avatarlm.eval.lipsync import lagged_correlations, mouth_boxes, mouth_trace
+from avatarlm.pipeline.folder import load_pipeline
+from avatarlm.pipeline.session import SessionConfig
+from avatarlm.trainer.ar_data import clip_from_sample
+
+MOUTH_OPEN = FACE_STATE_FIELDS.index("mouth_open")
+
+
+def session_drift(pipe, sample, n: int, segment: int, fps: int) -> dict[str, object]:
+    """Per-second static distance and sharpness gap, and lip-sync r (best of lags -1..1) in the first and
+    last ``segment`` frames of an ``n``-frame session on ``sample``'s inputs."""
+    clip = clip_from_sample(sample)
+    frames, _ = stream_clip(pipe, clip, sample.frames[0], n, SessionConfig())
+    static = static_distance(frames, sample.frames[0], static_mask(sample.frames))
+    sharp_gap = sharpness(frames).mean(axis=1) - sharpness(sample.frames).mean()
+    faces = looped(clip.truth["face"], n)
+    boxes = mouth_boxes(sample.meta["spec"]["identity_seed"], faces, frames.shape[1], frames.shape[2])
+    mouth, truth = mouth_trace(frames, boxes), faces[:, MOUTH_OPEN].astype(np.float64)
+
+    def sync(sl: slice) -> float:
+        return max(lagged_correlations(mouth[sl], truth[sl], 1).values())
+
+    seconds = n // fps
+    return dict(
+        static=[float(static[i * fps : (i + 1) * fps].mean()) for i in range(seconds)],
+        sharp=[float(sharp_gap[i * fps : (i + 1) * fps].mean()) for i in range(seconds)],
+        sync_first=sync(slice(1, segment)),
+        sync_last=sync(slice(n - segment, n)),
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", action="append", required=True, metavar="LABEL=DIR", help="pipeline folders")
+    p.add_argument("--split", default="test")
+    p.add_argument("--clips", type=int, default=4, help="unseen monologue clips")
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--segment", type=float, default=10.0, help="seconds of the first and last segments")
+    p.add_argument("--plot", default=None, help="PNG: static distance over time per model")
+    args = p.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+
+    samples = []
+    for sample in iter_samples(args.data, args.split):
+        if sample.meta["spec"]["kind"] == "monologue":
+            samples.append(sample)
+        if len(samples) == args.clips:
+            break
+    curves: dict[str, np.ndarray] = {}
+    print(f"{len(samples)} unseen faces x {args.seconds:g} s; first / last {args.segment:g} s")
+    print(
+        "| model | static distance, first | last | last / first | sharpness vs truth, first | last "
+        "| lip-sync r, first | last |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for item in args.model:
+        label, _, folder = item.partition("=")
+        pipe = load_pipeline(folder)
+        fps = pipe.model.config.conditions.fps
+        n, seg = int(args.seconds * fps), int(args.segment * fps)
+        runs = [session_drift(pipe, s, n, seg, fps) for s in samples]
+        static = np.mean([r["static"] for r in runs], axis=0)
+        sharp = np.mean([r["sharp"] for r in runs], axis=0)
+        k = int(args.segment)
+        first, last = static[:k].mean(), static[-k:].mean()
+        sync_first = np.mean([r["sync_first"] for r in runs])
+        sync_last = np.mean([r["sync_last"] for r in runs])
+        curves[label] = static
+        print(f"| {label} | {first:.2f} | {last:.2f} | {last / first:.2f} | {sharp[:k].mean():+.3f} | "
+              f"{sharp[-k:].mean():+.3f} | {sync_first:+.3f} | {sync_last:+.3f} |", flush=True)  # fmt: skip
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        for label, curve in curves.items():
+            ax.plot(np.arange(1, len(curve) + 1), curve, label=label)
+        ax.set_xlabel("session time (s)")
+        ax.set_ylabel("static-region distance to the reference (grey levels)")
+        ax.set_ylim(bottom=0)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        print(f"wrote {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
