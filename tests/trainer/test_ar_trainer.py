@@ -53,8 +53,11 @@ def test_training_lowers_the_loss_and_writes_its_outputs(clips, tmp_path):
     assert_same_weights(loaded, model)
 
 
-def test_resume_after_a_stop_is_bit_exact(clips, tmp_path):
-    cfg = train_config()
+@pytest.mark.parametrize(
+    "own", [{}, {"own_history": 0.5}, {"own_history": 1.0, "own_history_mode": "rollout"}]
+)  # teacher forcing; history frames or whole windows of the model's own
+def test_resume_after_a_stop_is_bit_exact(clips, tmp_path, own):
+    cfg = train_config(**own)
     sampler = sampler_for(cfg, clips)
     whole = train_ar(cfg, sampler, tmp_path / "whole", 6, progress=False)
     train_ar(cfg, sampler, tmp_path / "cut", 6, progress=False, stop_after=3)  # checkpoint at 2 only

@@ -78,3 +78,36 @@ def test_config_checks_the_share():
     with pytest.raises(ValueError, match="own_history must be in"):
         ARTrainConfig(model=ARConfig(), own_history=1.5)
     assert isinstance(make_model(), ARModel)
+
+
+def test_a_rollout_is_the_models_own_free_running_generation():
+    """Rolled-out windows hold the frames a session-style run (start + step, history noise) makes; the
+    others stay true, and windows whose reference is elsewhere are never rolled out."""
+    from avatarlm.trainer.own_history import roll_out
+
+    model = open_head(make_model(target="delta")).eval()
+    latents, cond = toy_batch(b=3, f=5)
+    rolled = roll_out(model, latents, cond, gen(4))
+    g = gen(4)
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+    state = model.start(latents[:, 0], seed=seed)
+    for j in range(4):
+        torch.testing.assert_close(rolled[:, j + 1], model.step(state, cond[:, j + 1], generator=g))
+    torch.testing.assert_close(rolled[:, 0], latents[:, 0])
+    keep_first = torch.tensor([False, True, False])
+    mixed = own_history(model, latents, cond, 1.0, gen(), keep_first=keep_first, mode="rollout")
+    assert torch.equal(mixed[1], latents[1])
+    assert not torch.allclose(mixed[0, 1:], latents[0, 1:]) and not torch.allclose(
+        mixed[2, 1:], latents[2, 1:]
+    )
+    with pytest.raises(ValueError, match="mode must be one of"):
+        own_history(model, latents, cond, 0.5, mode="dream")
+
+
+def test_rollouts_follow_a_chunked_model_a_chunk_at_a_time():
+    from avatarlm.trainer.own_history import roll_out
+
+    model = open_head(make_model(target="delta", chunk_size=2)).eval()
+    latents, cond = toy_batch(b=2, f=6)  # 5 generated frames: chunks of 2, the last one partial
+    rolled = roll_out(model, latents, cond, gen(1))
+    assert rolled.shape == latents.shape and torch.isfinite(rolled).all()

@@ -59,7 +59,11 @@ def window_sampler(
 
 
 def window_loss(
-    model: ARModel, batch: WindowBatch, generator: torch.Generator, own_history_share: float = 0.0
+    model: ARModel,
+    batch: WindowBatch,
+    generator: torch.Generator,
+    own_history_share: float = 0.0,
+    own_history_mode: str = "step",
 ) -> torch.Tensor:
     """Teacher-forcing loss of one batch of windows (conditions encoded with dropout in train mode).
     With the "delta" target, f_1 counts only where the reference is the frame just before it.
@@ -74,7 +78,9 @@ def window_loss(
         b, f = batch.latents.shape[:2]
         weight = torch.ones(b, f - 1, device=batch.latents.device)
         weight[:, 0] = contiguous.float()
-    history = own_history(model, batch.latents, cond, own_history_share, generator, keep_first=~contiguous)
+    history = own_history(
+        model, batch.latents, cond, own_history_share, generator, ~contiguous, own_history_mode
+    )
     return model.loss(
         batch.latents,
         cond,
@@ -184,7 +190,8 @@ def train_ar(
             part = windows[m * cfg.micro_batch : (m + 1) * cfg.micro_batch]
             gen = keyed_generator(cfg.seed, step, m, device=device)
             with _autocast(device):
-                loss = window_loss(model, sampler.collate(part, device), gen, cfg.own_history) / micro_batches
+                batch = sampler.collate(part, device)
+                loss = window_loss(model, batch, gen, cfg.own_history, cfg.own_history_mode) / micro_batches
             loss.backward()
             total += float(loss.detach())
         sum_gradients(params, ctx)  # each rank holds its share of the global mean

@@ -64,6 +64,7 @@ class ARTrainConfig(ComponentConfig):
     # Share of history frames the model reads from its own one-step predictions instead of the truth
     # (`own_history.py`): teaches it to undo its own errors, the cause of drift in free-running sessions.
     own_history: float = 0.0
+    own_history_mode: str = "step"  # "step": single frames, one-step predictions; "rollout": whole windows
 
     def validate(self) -> None:
         if isinstance(self.model, dict):
@@ -80,6 +81,8 @@ class ARTrainConfig(ComponentConfig):
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 <= self.own_history <= 1.0:
             raise ValueError(f"own_history must be in [0, 1], got {self.own_history}")
+        if self.own_history_mode not in ("step", "rollout"):
+            raise ValueError(f"own_history_mode must be 'step' or 'rollout', got {self.own_history_mode!r}")
         if not 0.0 <= self.contiguous_reference <= 1.0:
             raise ValueError(f"contiguous_reference must be in [0, 1], got {self.contiguous_reference}")
         if self.audio_history_frames is not None and self.audio_history_frames < 0:
