@@ -208,6 +208,7 @@ class ARModel(nn.Module):
         frame_weight: torch.Tensor | None = None,
         face_targets: torch.Tensor | None = None,
         history: torch.Tensor | None = None,
+        history_pull: float = 1.0,
     ) -> torch.Tensor:
         """Teacher-forcing head loss (a scalar) of clip latents (B, F, T, C), F >= 2, normalised.
 
@@ -218,8 +219,9 @@ class ARModel(nn.Module):
         loss of each predicted frame f_1..f_{F-1} (0 skips one). ``face_targets`` (B, F-1, P) is the face
         state of f_1..f_{F-1} (``ARConfig.face_probe_fields``); with ``face_probe_weight`` > 0 it is required.
         ``history`` (B, F, T, C): the frames the model reads instead of ``latents`` (e.g. its own predictions,
-        ``trainer/own_history.py``); the targets stay ``latents``' frames, and a "delta" target is their
-        change from the history frame before them.
+        ``trainer/own_history.py``); the targets stay ``latents``' frames, and a "delta" target is the true
+        change plus ``history_pull`` times the history frame's error (1: all of it in one step; less: a share
+        per frame, so that far-off history is pulled back gradually and the targets stay in scale).
         """
         if latents.dim() != 4 or latents.shape[1] < 2:
             raise ValueError(f"latents must be (B, F, T, C) with F >= 2, got {tuple(latents.shape)}")
@@ -241,7 +243,8 @@ class ARModel(nn.Module):
         idx = targets.to(latents.device)
         target = latents[:, idx]
         if self.config.target == "delta":
-            target = (target - history[:, idx - 1]) / self.config.delta_scale
+            base = torch.lerp(latents[:, idx - 1], history[:, idx - 1], history_pull)
+            target = (target - base) / self.config.delta_scale
         mask = None
         if frame_weight is not None:
             if frame_weight.shape != (b, f - 1):

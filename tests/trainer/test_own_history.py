@@ -111,3 +111,23 @@ def test_rollouts_follow_a_chunked_model_a_chunk_at_a_time():
     latents, cond = toy_batch(b=2, f=6)  # 5 generated frames: chunks of 2, the last one partial
     rolled = roll_out(model, latents, cond, gen(1))
     assert rolled.shape == latents.shape and torch.isfinite(rolled).all()
+
+
+@pytest.mark.parametrize("pull", [1.0, 0.25])
+def test_the_delta_target_undoes_the_pulled_share_of_a_history_error(pull, monkeypatch):
+    model = make_model(target="delta", delta_scale=0.1)
+    latents, cond = toy_batch(b=1, f=3)
+    history = latents.clone()
+    history[:, 1] += 0.5  # f_1 is off by 0.5 everywhere
+    seen = {}
+
+    def capture(target, *args, **kwargs):
+        seen["target"] = target
+        return target.sum() * 0
+
+    monkeypatch.setattr(model.head, "loss", capture)
+    model.loss(latents, cond, gen(), history=history, history_pull=pull)
+    truth = (latents[:, 1:] - latents[:, :-1]) / 0.1
+    expected = truth.clone()
+    expected[:, 1] -= pull * 0.5 / 0.1  # f_2's target pulls back that share of f_1's error
+    torch.testing.assert_close(seen["target"].reshape(expected.shape), expected)

@@ -64,11 +64,12 @@ def window_loss(
     generator: torch.Generator,
     own_history_share: float = 0.0,
     own_history_mode: str = "step",
+    own_history_pull: float = 1.0,
 ) -> torch.Tensor:
     """Teacher-forcing loss of one batch of windows (conditions encoded with dropout in train mode).
     With the "delta" target, f_1 counts only where the reference is the frame just before it.
-    ``own_history_share``: the share of history frames the model reads from its own one-step predictions
-    (``own_history.py``)."""
+    ``own_history_*``: how much of the history the model reads from its own frames, and how (see
+    ``own_history.py`` and ``ARTrainConfig``)."""
     cond = model.encode_conditions(batch.conditions, generator=generator)
     contiguous = torch.tensor(
         [w.reference == w.start - 1 for w in batch.windows], device=batch.latents.device
@@ -88,6 +89,7 @@ def window_loss(
         frame_weight=weight,
         face_targets=batch.face,
         history=history,
+        history_pull=own_history_pull,
     )
 
 
@@ -191,7 +193,8 @@ def train_ar(
             gen = keyed_generator(cfg.seed, step, m, device=device)
             with _autocast(device):
                 batch = sampler.collate(part, device)
-                loss = window_loss(model, batch, gen, cfg.own_history, cfg.own_history_mode) / micro_batches
+                own = (cfg.own_history, cfg.own_history_mode, cfg.own_history_pull)
+                loss = window_loss(model, batch, gen, *own) / micro_batches
             loss.backward()
             total += float(loss.detach())
         sum_gradients(params, ctx)  # each rank holds its share of the global mean

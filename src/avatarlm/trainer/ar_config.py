@@ -65,6 +65,9 @@ class ARTrainConfig(ComponentConfig):
     # (`own_history.py`): teaches it to undo its own errors, the cause of drift in free-running sessions.
     own_history: float = 0.0
     own_history_mode: str = "step"  # "step": single frames, one-step predictions; "rollout": whole windows
+    # the share of an own frame's error its "delta" target undoes (ARModel.loss's history_pull): rollouts
+    # drift far, and undoing all of it in one step makes targets too large to learn from
+    own_history_pull: float = 1.0
 
     def validate(self) -> None:
         if isinstance(self.model, dict):
@@ -81,6 +84,8 @@ class ARTrainConfig(ComponentConfig):
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 <= self.own_history <= 1.0:
             raise ValueError(f"own_history must be in [0, 1], got {self.own_history}")
+        if not 0.0 < self.own_history_pull <= 1.0:
+            raise ValueError(f"own_history_pull must be in (0, 1], got {self.own_history_pull}")
         if self.own_history_mode not in ("step", "rollout"):
             raise ValueError(f"own_history_mode must be 'step' or 'rollout', got {self.own_history_mode!r}")
         if not 0.0 <= self.contiguous_reference <= 1.0:
