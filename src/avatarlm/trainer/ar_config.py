@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from avatarlm.ar_config import ARConfig
 from avatarlm.config import ComponentConfig, register_config
+from avatarlm.trainer.own_history import MODES as OWN_HISTORY_MODES
 from avatarlm.trainer.schedule import warmup_cosine_lr
 
 
@@ -61,8 +62,9 @@ class ARTrainConfig(ComponentConfig):
     val_every: int = 250
     val_windows: int = 16
     seed: int = 0
-    # Share of history frames the model reads from its own one-step predictions instead of the truth
-    # (`own_history.py`): teaches it to undo its own errors, the cause of drift in free-running sessions.
+    # Share of the history the model reads from its own frames instead of the truth (`own_history.py`):
+    # single frames (mode "step") or whole windows (mode "rollout"). Teaches it to undo its own errors,
+    # the cause of drift in free-running sessions.
     own_history: float = 0.0
     own_history_mode: str = "step"  # "step": single frames, one-step predictions; "rollout": whole windows
     # the share of an own frame's error its "delta" target undoes (ARModel.loss's history_pull): rollouts
@@ -86,8 +88,10 @@ class ARTrainConfig(ComponentConfig):
             raise ValueError(f"own_history must be in [0, 1], got {self.own_history}")
         if not 0.0 < self.own_history_pull <= 1.0:
             raise ValueError(f"own_history_pull must be in (0, 1], got {self.own_history_pull}")
-        if self.own_history_mode not in ("step", "rollout"):
-            raise ValueError(f"own_history_mode must be 'step' or 'rollout', got {self.own_history_mode!r}")
+        if self.own_history_mode not in OWN_HISTORY_MODES:
+            raise ValueError(
+                f"own_history_mode must be one of {OWN_HISTORY_MODES}, got {self.own_history_mode!r}"
+            )
         if not 0.0 <= self.contiguous_reference <= 1.0:
             raise ValueError(f"contiguous_reference must be in [0, 1], got {self.contiguous_reference}")
         if self.audio_history_frames is not None and self.audio_history_frames < 0:
