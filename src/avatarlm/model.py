@@ -135,16 +135,20 @@ class ARModel(nn.Module):
         return self.latent_proj(latents) + self.slot_embedding + sig
 
     def corrupt_history(
-        self, latents: torch.Tensor, generator: torch.Generator | None = None
+        self, latents: torch.Tensor, generator: torch.Generator | None = None, sigma: float | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training noise: ``(1 - s) x + s eps`` with s ~ U[0, sigma_max] per frame, s = 0 for frame 0 and
-        everywhere without noise injection. Returns (history (B, F, T, C), sigmas (B, F))."""
+        """History noise ``(1 - s) x + s eps``, s = 0 for frame 0: in training s ~ U[0, sigma_max] per frame
+        (0 everywhere without noise injection); with ``sigma``, that level on every other frame (e.g. the
+        inference level, for a teacher-forced pass that reads history as a session does). Returns (history
+        (B, F, T, C), sigmas (B, F))."""
         b, f = latents.shape[:2]
         dev = latents.device
-        u = torch.rand(b, f, generator=generator, device=dev, dtype=latents.dtype)
+        if sigma is None:
+            u = torch.rand(b, f, generator=generator, device=dev, dtype=latents.dtype)
+            sigmas = u * (self.config.sigma_max if self.config.noise_injection else 0.0)
+        else:
+            sigmas = torch.full((b, f), sigma, device=dev, dtype=latents.dtype)
         eps = torch.randn(latents.shape, generator=generator, device=dev, dtype=latents.dtype)
-        scale = self.config.sigma_max if self.config.noise_injection else 0.0
-        sigmas = u * scale
         sigmas[:, 0] = 0.0
         s = sigmas[:, :, None, None]
         return (1.0 - s) * latents + s * eps, sigmas

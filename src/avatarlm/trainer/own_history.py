@@ -31,11 +31,8 @@ def predict_next_frames(
     b, f, t, _ = latents.shape
     if cond_tokens.shape[1] == f:
         cond_tokens = cond_tokens[:, 1:]
-    sigmas = torch.full((b, f), cfg.inference_sigma, device=latents.device, dtype=latents.dtype)
-    sigmas[:, 0] = 0.0
-    eps = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-    s = sigmas[:, :, None, None]
-    hidden, layout = model.hidden_states((1.0 - s) * latents + s * eps, sigmas, cond_tokens)
+    history, sigmas = model.corrupt_history(latents, generator, sigma=cfg.inference_sigma)
+    hidden, layout = model.hidden_states(history, sigmas, cond_tokens)
     source, targets = layout.prediction_index()
     cond = hidden[:, source.to(hidden.device)].reshape(-1, t, hidden.shape[-1])
     sample = model.head.sample(cond, generator=generator).reshape(b, len(targets), t, -1).to(latents.dtype)
