@@ -60,6 +60,18 @@ def add_eval_parser(sub: Any) -> None:
     cmp.add_argument("reports", nargs="+", help="report folders (each with report.json)")
     cmp.add_argument("--out", help="also write the table to this markdown file")
 
+    world = evalcmd.add_parser(
+        "world", help="a world model against the game on held-out recorded episodes (PSNR, action following)"
+    )
+    world.add_argument(
+        "--model", required=True, help="world-model pipeline folder (`train ar --preset world`)"
+    )
+    world.add_argument("--data", required=True, help="world dataset folder (`avatarlm data world`)")
+    world.add_argument("--split", default="test")
+    world.add_argument("--episodes", type=int, default=16, help="held-out episodes (default 16)")
+    world.add_argument("--every", type=int, default=48, help="a rollout starts every N frames (default 48)")
+    world.add_argument("--out", required=True, help="folder for world.json, world.md and a side-by-side mp4")
+
     tp = evalcmd.add_parser("train-probe", help="train the pixel probe on renders of val-split identities")
     tp.add_argument("--out", default="models/probe", help="probe folder (default: models/probe)")
     tp.add_argument("--steps", type=int, default=2000)
@@ -89,6 +101,8 @@ def run_eval(args: argparse.Namespace) -> None:
         _eval_probe(args)
     elif args.eval_command == "audio-use":
         _eval_audio_use(args)
+    elif args.eval_command == "world":
+        _eval_world(args)
     else:
         _eval_lipsync(args)
 
@@ -176,3 +190,29 @@ def _eval_lipsync(args: argparse.Namespace) -> None:
             f"  {source:>13}: {report.curves[source][0]:+.3f} at offset 0, {corr:+.3f} at best offset {lag:+d}"
         )
     print(f"wrote {args.out}")
+
+
+def _eval_world(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    import numpy as np
+
+    from avatarlm.eval.world_quality import collect_rollouts, score
+    from avatarlm.io import atomic_write_json
+    from avatarlm.media import write_mp4
+    from avatarlm.pipeline.folder import load_pipeline
+
+    if args.episodes < 1 or args.every < 1:
+        raise ValueError(f"--episodes and --every must be at least 1, got {args.episodes}, {args.every}")
+    pipe = load_pipeline(args.model)
+    env, rollouts = collect_rollouts(pipe, args.data, args.split, args.episodes, args.every)
+    report = score(env, rollouts)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "world.json", report.to_dict())
+    (out / "world.md").write_text(report.table() + "\n")
+    clips = [np.concatenate([r.real, r.generated], axis=2) for r in rollouts[:8]]
+    clips = [c.repeat(3, axis=1).repeat(3, axis=2) for c in clips]  # 3x nearest: small game frames
+    write_mp4(out / "world_vs_game.mp4", np.concatenate(clips), pipe.model.config.conditions.fps)
+    print(report.table())
+    print(f"wrote {out}/world.json, world.md and world_vs_game.mp4 (game | model, {len(clips)} rollouts)")

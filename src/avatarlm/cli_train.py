@@ -13,7 +13,9 @@ def add_train_parser(sub: Any) -> None:
     """Add ``train`` and its subcommands to the top-level subparsers ``sub``."""
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="train_command", required=True)
     ae = train.add_parser("ae", help="train the deep-compression autoencoder on a dataset")
-    ae.add_argument("--preset", default="tiny", help="autoencoder preset: tiny, small_f32, small_f64")
+    ae.add_argument(
+        "--preset", default="tiny", help="autoencoder preset: tiny, world64, small_f32, small_f64"
+    )
     ae.add_argument(
         "--data",
         default=None,

@@ -155,6 +155,19 @@ _AE_PRESETS: dict[str, dict[str, Any]] = {
         temporal_levels=5,
         temporal_attention_levels=1,
     ),
+    # World model frames (`avatarlm data world`, 64x64) -> 4x4x32 (16 tokens, f16): the AR cost of `tiny`.
+    "world64": dict(
+        image_height=64,
+        image_width=64,
+        latent_channels=32,
+        patch_size=2,
+        widths=(32, 64, 128, 256),
+        encoder_depths=(1, 1, 2, 2),
+        decoder_depths=(1, 1, 2, 2),
+        bottleneck_attention=False,
+        temporal_levels=4,
+        temporal_attention_levels=1,
+    ),
     # 256x256 -> 8x8x32 (64 tokens).
     "small_f32": dict(
         image_height=256,
@@ -333,7 +346,7 @@ class AETrainConfig(ComponentConfig):
     kind: ClassVar[str] = "ae_train"
     _presets: ClassVar[dict[str, dict[str, Any]]] = {
         name: {"autoencoder": AutoencoderConfig.preset(name).to_dict()}
-        for name in ("tiny", "small_f32", "small_f64")
+        for name in ("tiny", "world64", "small_f32", "small_f64")
     }
 
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)

@@ -7,6 +7,7 @@ from avatarlm.config import AETrainConfig, AutoencoderConfig, config_from_dict
 
 EXPECTED = {  # preset: (latent channels, latent height, latent width)
     "tiny": (32, 4, 4),
+    "world64": (32, 4, 4),
     "small_f32": (32, 8, 8),
     "small_f64": (64, 4, 4),
     "paper": (128, 10, 6),

@@ -1,0 +1,161 @@
+"""A world model against the real game on held-out recorded episodes (`avatarlm eval world`).
+
+From start frames spaced through every held-out episode, a streaming session (the product's path: the
+start frame as reference, one ``push_action`` per frame) replays the recorded actions for ``HORIZON``
+frames. Measured against the recorded frames: PSNR and SSIM 1, 8 and 32 steps ahead beside copying the start
+frame (what a model that ignores the actions and the world can do) and the autoencoder's reconstruction
+(the ceiling in this latent space); and action following: on every step where the player's recorded state
+says the view moved, whether the generated view slid the way the state says (``world_motion``), beside the
+same measure on the real frames (the measure's own ceiling) and on the reconstructions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from avatarlm.autoencoder.loss import ssim
+from avatarlm.data.shards import iter_samples, read_index
+from avatarlm.eval.image_metrics import psnr
+from avatarlm.eval.world_motion import expected_shift, follows, image_shift
+from avatarlm.pipeline.folder import Pipeline
+from avatarlm.pipeline.session import SessionConfig, StreamingSession
+
+HORIZONS = (1, 8, 32)
+HORIZON = max(HORIZONS)
+COLUMNS = ("model", "copy", "ceiling")  # generated, the start frame held, the AE's reconstruction
+
+
+@dataclass
+class Rollout:
+    """One replayed stretch: the recorded frames and the model's, both (HORIZON + 1, H, W, 3), frame 0 the
+    start frame (the model's: its decoded reference)."""
+
+    episode: str
+    start: int
+    real: np.ndarray
+    generated: np.ndarray
+    recon: np.ndarray
+    player: np.ndarray  # (HORIZON + 1, P)
+
+
+@dataclass
+class WorldReport:
+    env: str
+    rollouts: int
+    psnr: dict[str, dict[int, float]] = field(default_factory=dict)  # column -> horizon -> mean dB
+    ssim: dict[str, dict[int, float]] = field(default_factory=dict)
+    follow: dict[str, float] = field(default_factory=dict)  # real / model / ceiling -> fraction of moves
+    moves: int = 0  # steps where the state says the view moved
+
+    def table(self) -> str:
+        head = (
+            "| steps ahead | world model PSNR / SSIM | copy the start frame | AE reconstruction (ceiling) |"
+        )
+        rows = [head, "|---|---|---|---|"]
+        for h in sorted(self.psnr["model"]):
+            cells = [f"{self.psnr[c][h]:.2f} / {self.ssim[c][h]:.3f}" for c in COLUMNS]
+            rows.append(f"| {h} | " + " | ".join(cells) + " |")
+        f = self.follow
+        rows.append(
+            f"| action following ({self.moves} moves) | {f['model']:.2f} | 0 (never moves) | "
+            f"{f['ceiling']:.2f} (real frames {f['real']:.2f}) |"
+        )
+        return "\n".join(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ssim(a: np.ndarray, b: np.ndarray) -> float:
+    def t(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x).permute(2, 0, 1).float() / 127.5 - 1.0
+
+    return float(ssim(t(a), t(b)))
+
+
+@torch.no_grad()
+def _reconstruct(pipe: Pipeline, frames: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    y = pipe.autoencoder.eval().reconstruct(x[None])[0]
+    return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def roll_out(pipe: Pipeline, frames: np.ndarray, actions: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The model's frames (len(frames), H, W, 3) replaying ``actions[1:]`` from ``frames[0]``."""
+    session = StreamingSession(pipe, reference=frames[0], config=SessionConfig(seed=seed))
+    out = [f for _, f in session.frames()]
+    for action in actions[1:]:
+        session.push_action(int(action))
+        out += [f for _, f in session.frames()]
+    return np.stack(out)
+
+
+def collect_rollouts(
+    pipe: Pipeline, data: str, split: str = "test", episodes: int = 16, every: int = 48, progress: bool = True
+) -> tuple[str, list[Rollout]]:
+    """Replay stretches of HORIZON frames starting every ``every`` frames of the first ``episodes``
+    episodes of ``split``; returns the environment's name and the rollouts."""
+    config = read_index(data)["config"]
+    if config.get("kind") != "world":
+        raise ValueError(f"{data} holds no world rollouts (write one with `avatarlm data world`)")
+    env = str(config["env"])
+    cond = pipe.model.config.conditions
+    if "action" not in cond.modalities or cond.num_actions != len(config["action_names"]):
+        raise ValueError(
+            f"the model takes {cond.num_actions} actions, {env} has {len(config['action_names'])}: "
+            "was it trained on this game?"
+        )
+    size = pipe.autoencoder.config.image_height
+    if int(config["size"]) != size:
+        raise ValueError(f"{data} holds {config['size']}x{config['size']} frames, the model needs {size}")
+    out: list[Rollout] = []
+    samples = [s for _, s in zip(range(episodes), iter_samples(data, split=split), strict=False)]
+    if not samples:
+        raise ValueError(f"{data} has no {split} episodes")
+    starts = [(s, t) for s in samples for t in range(0, len(s.frames) - HORIZON, every)]
+    for sample, t in tqdm(starts, desc="world rollouts", disable=not progress):
+        real = sample.frames[t : t + HORIZON + 1]
+        generated = roll_out(pipe, real, sample.truth["action"][t : t + HORIZON + 1], seed=len(out))
+        player = sample.truth["player"][t : t + HORIZON + 1]
+        out.append(Rollout(sample.key, t, real, generated, _reconstruct(pipe, real), player))
+    return env, out
+
+
+def score(env: str, rollouts: list[Rollout]) -> WorldReport:
+    """PSNR / SSIM per horizon for the model, the held start frame and the reconstruction, and the share of
+    state-confirmed moves each follows."""
+    if not rollouts:
+        raise ValueError("no rollouts to score: the episodes are shorter than the horizon")
+    report = WorldReport(env, len(rollouts))
+    for column in COLUMNS:
+        report.psnr[column], report.ssim[column] = {}, {}
+        for h in HORIZONS:
+            pairs = [(_frames(r, column)[h], r.real[h]) for r in rollouts]
+            report.psnr[column][h] = float(np.mean([psnr(a, b) for a, b in pairs]))
+            report.ssim[column][h] = float(np.mean([_ssim(a, b) for a, b in pairs]))
+    hits = {"real": 0, "model": 0, "ceiling": 0}
+    for r in rollouts:
+        for t in range(1, len(r.real)):
+            expected = expected_shift(env, r.player[t - 1], r.player[t])
+            if expected is None:
+                continue
+            report.moves += 1
+            for name, frames in (("real", r.real), ("model", r.generated), ("ceiling", r.recon)):
+                hits[name] += follows(
+                    image_shift(frames[t - 1], frames[t], vertical=env == "crafter"), expected
+                )
+    report.follow = {k: v / max(report.moves, 1) for k, v in hits.items()}
+    return report
+
+
+def _frames(r: Rollout, column: str) -> np.ndarray:
+    if column == "model":
+        return r.generated
+    if column == "copy":
+        return np.repeat(r.real[:1], len(r.real), axis=0)
+    return r.recon

@@ -1,0 +1,81 @@
+"""`avatarlm eval world`: rollouts of a world model against recorded ViZDoom episodes, scored on
+constructed cases (the truth follows every move, a frame held still none) and through the command."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ar_helpers import random_pipeline_folder
+from avatarlm.cli import main
+from avatarlm.data.world import WorldConfig, collect_world
+from avatarlm.eval import world_quality
+from avatarlm.eval.world_quality import HORIZON, HORIZONS, collect_rollouts, score
+from avatarlm.media import read_mp4
+from avatarlm.pipeline.folder import load_pipeline
+
+pytest.importorskip("vizdoom")
+
+DOOM_ACTIONS = 11
+
+
+@pytest.fixture(scope="module")
+def doom(tmp_path_factory):
+    """A few recorded 64x64 ViZDoom episodes of 60 steps and a random world model of its 11 actions."""
+    root = tmp_path_factory.mktemp("doom")
+    data = root / "data"
+    cfg = WorldConfig(
+        env="vizdoom", hours=0.004, out=str(data), size=64, episode_steps=60, episodes_per_shard=2
+    )
+    collect_world(cfg, show_progress=False)
+    model = random_pipeline_folder(root, modalities=("action",), num_actions=DOOM_ACTIONS)
+    return data, model
+
+
+def test_rollouts_replay_the_recorded_actions_from_held_out_frames(doom):
+    data, model = doom
+    pipe = load_pipeline(model)
+    env, rollouts = collect_rollouts(pipe, str(data), episodes=2, every=20, progress=False)
+    assert env == "vizdoom" and rollouts
+    for r in rollouts:
+        assert r.real.shape == r.generated.shape == r.recon.shape == (HORIZON + 1, 64, 64, 3)
+        assert r.player.shape == (HORIZON + 1, 4) and r.start % 20 == 0
+    again = world_quality.roll_out(pipe, rollouts[0].real, np.zeros(HORIZON + 1, int), seed=0)
+    assert not np.array_equal(again, rollouts[0].generated)  # other actions, other frames
+
+    report = score(env, rollouts)
+    assert set(report.psnr) == {"model", "copy", "ceiling"} and sorted(report.psnr["model"]) == list(HORIZONS)
+    assert report.moves > 0 and 0.6 <= report.follow["real"] <= 1.0  # the measure agrees with the state
+    truth = score(env, [replace(r, generated=r.real) for r in rollouts])
+    assert truth.follow["model"] == truth.follow["real"] and truth.psnr["model"][8] == np.inf
+    still = score(env, [replace(r, generated=np.repeat(r.real[:1], len(r.real), 0)) for r in rollouts])
+    assert still.follow["model"] == 0.0 and still.psnr["model"] == still.psnr["copy"]
+
+
+def test_eval_world_command_writes_the_table_json_and_video(doom, tmp_path, capsys):
+    data, model = doom
+    out = tmp_path / "report"
+    args = ["eval", "world", "--model", str(model), "--data", str(data), "--episodes", "1", "--out", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    scores = json.loads((out / "world.json").read_text())
+    assert scores["env"] == "vizdoom" and set(scores["psnr"]["copy"]) == {str(h) for h in HORIZONS}
+    assert "action following" in (out / "world.md").read_text()
+    frames, _ = read_mp4(out / "world_vs_game.mp4")
+    assert frames.shape[1:] == (3 * 64, 3 * 128, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--episodes", "0"], "--episodes and --every must be at least 1"),
+        (["--data", "MISSING"], "MISSING"),
+    ],
+)
+def test_eval_world_bad_arguments_exit_2_with_one_message(doom, tmp_path, capsys, args, message):
+    data, model = doom
+    base = ["eval", "world", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "r")]
+    assert main(base + args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
