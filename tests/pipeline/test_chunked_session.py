@@ -67,3 +67,18 @@ def test_the_window_rolls_by_whole_chunks(chunked, audio):
         StreamingSession(chunked, identity_seed=4, config=SessionConfig(window_frames=7, evict_frames=3))
     with pytest.raises(ValueError, match="whole chunks"):
         StreamingSession(chunked, identity_seed=4, config=SessionConfig(roll="reencode"))
+
+
+def test_the_default_window_rounds_to_whole_chunks_and_set_values_must_be_multiples(chunked):
+    sizes = {n: SessionConfig().for_chunks(n) for n in (1, 3, 4, 6)}
+    assert {n: (c.window_frames, c.evict_frames) for n, c in sizes.items()} == {
+        1: (30, 10),
+        3: (30, 9),
+        4: (28, 8),
+        6: (30, 12),
+    }
+    session = StreamingSession(chunked, identity_seed=4)  # the defaults serve a chunked model as they are
+    assert (session.config.window_frames, session.config.evict_frames) == (30, 9)
+    assert SessionConfig(window_frames=12, evict_frames=6).for_chunks(N).window_frames == 12
+    with pytest.raises(ValueError, match="whole chunks"):
+        SessionConfig(window_frames=12, evict_frames=4).for_chunks(N)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -30,6 +30,8 @@ from avatarlm.pipeline.offline import decode_frame, encode_reference
 from avatarlm.pipeline.rolling import KeptFrame, evict_frames, rebuild_state
 from avatarlm.pipeline.step_batcher import StepBatcher
 
+DEFAULT_WINDOW, DEFAULT_EVICT = 30, 10
+
 
 @dataclass
 class SessionConfig:
@@ -39,8 +41,8 @@ class SessionConfig:
     session; ``lip_strength``: guidance on the audio condition (1 = none; otherwise every step runs the
     backbone twice, with and without the audio)."""
 
-    window_frames: int = 30
-    evict_frames: int = 10
+    window_frames: int = DEFAULT_WINDOW
+    evict_frames: int = DEFAULT_EVICT
     seed: int = 0
     lip_strength: float = 1.0  # classifier-free guidance on the audio: > 1 follows the sound harder
     grace_seconds: float = 0.2  # live sessions: audio this late is taken as silence (see advance())
@@ -65,6 +67,23 @@ class SessionConfig:
     @property
     def guided(self) -> bool:
         return self.lip_strength != 1.0
+
+    def for_chunks(self, n: int) -> SessionConfig:
+        """This config for a model with chunks of ``n`` frames, which rolls its window by whole chunks: the
+        default window and eviction (30 and 10 frames) round to multiples of n; other values must be."""
+        if n == 1:
+            return self
+        window, evict = self.window_frames, self.evict_frames
+        if window == DEFAULT_WINDOW:
+            window = max(2 * n, window // n * n)
+        if evict == DEFAULT_EVICT:
+            evict = max(n, round(evict / n) * n)
+        if self.roll != "rotate" or window % n or evict % n:
+            raise ValueError(
+                f"a model with chunks of {n} frames rolls its window by whole chunks: roll='rotate' with "
+                f"window_frames and evict_frames multiples of {n}"
+            )
+        return replace(self, window_frames=window, evict_frames=evict)
 
 
 @dataclass
@@ -113,19 +132,12 @@ class StreamingSession:
     ) -> None:
         if (reference is None) == (identity_seed is None):
             raise ValueError("give exactly one of a reference image or an identity seed")
-        self.pipe, self.config = pipe, config or SessionConfig()
         model, cond = pipe.model.eval(), pipe.model.config.conditions
+        self._chunk = n = model.config.chunk_size
+        self.pipe, self.config = pipe, (config or SessionConfig()).for_chunks(n)
         if batcher is not None and batcher.model is not model:
             raise ValueError("the step batcher serves another model than this pipeline's")
         self._step = batcher.step if batcher is not None else model.step
-        self._chunk = n = model.config.chunk_size
-        if n > 1 and (
-            self.config.roll != "rotate" or self.config.window_frames % n or self.config.evict_frames % n
-        ):
-            raise ValueError(
-                f"a model with chunks of {n} frames rolls its window by whole chunks: roll='rotate' with "
-                f"window_frames and evict_frames multiples of {n}"
-            )
         self._clock = "audio" if "audio" in cond.modalities else "action"
         if self._clock not in cond.modalities:
             raise ValueError("a session needs a model with an audio or an action condition")

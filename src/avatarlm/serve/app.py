@@ -123,7 +123,11 @@ def create_app(
         if not authorised(token, authorization):
             raise HTTPException(401, "a valid token is needed")
         replica = cfg.replica or str(os.getpid())
-        return {**model_facts(pipe), "session": asdict(session or SessionConfig()), "replica": replica}
+        return {
+            **model_facts(pipe),
+            "session": asdict((session or SessionConfig()).for_chunks(pipe.model.config.chunk_size)),
+            "replica": replica,
+        }
 
     @app.websocket("/ws")
     async def live(
