@@ -25,8 +25,15 @@ def add_play_parser(sub: Any) -> None:
         "--seed", type=int, default=0, help="the game's episode seed and the model's noise seed"
     )
     play.add_argument(
-        "--out", required=True, help="mp4 to write (game | world model); OUT.json gets the scores"
+        "--out",
+        default=None,
+        help="mp4 to write (game | world model); OUT.json gets the scores. Without it: serve the game's "
+        "page, played from the keyboard, on http://HOST:PORT/",
     )
+    play.add_argument(
+        "--host", default="127.0.0.1", help="without --out: address to bind (default: loopback)"
+    )
+    play.add_argument("--port", type=int, default=8000, help="without --out: port (default 8000)")
 
 
 def run_play(args: argparse.Namespace) -> None:
@@ -39,6 +46,9 @@ def run_play(args: argparse.Namespace) -> None:
     from avatarlm.pipeline.folder import load_pipeline
     from avatarlm.pipeline.generate import check_mp4_path
 
+    if args.out is None:
+        _serve_game(args)
+        return
     out = Path(args.out)
     check_mp4_path(args.out)
     if args.steps < 1 or args.seed < 0:
@@ -57,3 +67,16 @@ def run_play(args: argparse.Namespace) -> None:
     atomic_write_json(out.with_suffix(".json"), scores)
     print(result.table())
     print(f"wrote {out} ({len(result.actions)} actions; left: {args.env}, right: the world model)")
+
+
+def _serve_game(args: argparse.Namespace) -> None:
+    """The live page of a world model: the game's first frame, then the keys the player holds."""
+    from avatarlm.cli_serve import serve_pipeline, serve_token
+    from avatarlm.pipeline.folder import load_pipeline
+    from avatarlm.pipeline.session import SessionConfig
+    from avatarlm.serve.app import ServeConfig
+
+    args.token = None
+    config = ServeConfig(env=args.env, token=serve_token(args))
+    pipe = load_pipeline(args.model)
+    serve_pipeline(pipe, config, SessionConfig(seed=args.seed), args.host, args.port, args.model)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from avatarlm.pipeline.folder import Pipeline
+    from avatarlm.pipeline.session import SessionConfig
+    from avatarlm.serve.app import ServeConfig
 
 
 def add_serve_parser(sub: Any) -> None:
@@ -23,6 +28,11 @@ def add_serve_parser(sub: Any) -> None:
     serve.add_argument("--token", default=None, help="API token (default: $AVATARLM_TOKEN; none: open)")
     serve.add_argument("--lip-strength", type=float, default=1.0, help="guidance on the audio (costs 2x)")
     serve.add_argument("--seed", type=int, default=0, help="noise seed of every session")
+    serve.add_argument(
+        "--env",
+        default=None,
+        help="a world model's game (crafter, vizdoom): the page plays it from the keyboard",
+    )
     serve.add_argument("--replica-name", default=None, help="name in /api/info (default: PID:PORT)")
     serve.add_argument(
         "--batching", action="store_true",
@@ -46,11 +56,9 @@ def serve_token(args: argparse.Namespace) -> str | None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     from avatarlm.pipeline.folder import BUNDLED, load_pipeline
     from avatarlm.pipeline.session import SessionConfig
-    from avatarlm.serve.app import ServeConfig, create_app
+    from avatarlm.serve.app import ServeConfig
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {args.port}")
@@ -58,15 +66,30 @@ def run_serve(args: argparse.Namespace) -> None:
     replica = args.replica_name or f"{os.getpid()}:{args.port}"
     config = ServeConfig(
         max_sessions=args.max_sessions, idle_seconds=args.idle_seconds, token=token, replica=replica,
-        batching=args.batching, batch_wait_ms=args.batch_wait_ms,
+        batching=args.batching, batch_wait_ms=args.batch_wait_ms, env=args.env,
     )  # fmt: skip
     session = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
-    pipe = load_pipeline(args.model)
-    print(f"avatarlm: serving {args.model or BUNDLED} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    serve_pipeline(
+        load_pipeline(args.model), config, session, args.host, args.port, args.model or str(BUNDLED)
+    )
+
+
+def serve_pipeline(
+    pipe: Pipeline, config: ServeConfig, session: SessionConfig, host: str, port: int, name: str
+) -> None:
+    """Run the server of ``pipe`` until Ctrl-C."""
+    import uvicorn
+
+    from avatarlm.serve.app import create_app
+
+    if not 0 < port < 65536:
+        raise ValueError(f"--port must be in 1..65535, got {port}")
+    app = create_app(pipe, config, session)  # refuses a world model without its game before binding
+    print(f"avatarlm: serving {name} on http://{host}:{port}/ (Ctrl-C stops)")
     uvicorn.run(
-        create_app(pipe, config, session),
-        host=args.host,
-        port=args.port,
+        app,
+        host=host,
+        port=port,
         ws_max_size=8 * 1024 * 1024,
         log_level="warning",
     )

@@ -33,6 +33,7 @@ from avatarlm.pipeline.session import SessionConfig
 from avatarlm.pipeline.step_batcher import StepBatcher
 from avatarlm.serve import protocol as P
 from avatarlm.serve.live_session import LiveSession, model_facts
+from avatarlm.serve.live_world import LiveWorld, check_world
 
 STATIC = resources.files("avatarlm.serve") / "static"
 log = logging.getLogger("avatarlm.serve")
@@ -52,6 +53,9 @@ class ServeConfig:
     # > 0 also lets a step wait that long for the others (and implies batching). See bench_serve.
     batching: bool = False
     batch_wait_ms: float = 0.0
+    env: str | None = (
+        None  # a world model's game (crafter, vizdoom): its episodes' first frames start sessions
+    )
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
@@ -83,10 +87,11 @@ def create_app(
     pipe: Pipeline, config: ServeConfig | None = None, session: SessionConfig | None = None
 ) -> FastAPI:
     cfg = config or ServeConfig()
+    check_world(pipe, cfg.env)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(warm_up, pipe, session)  # the first frames of a process are slow
+        await asyncio.to_thread(warm_up, pipe, session, cfg.env)  # the first frames of a process are slow
         yield
         for ws in list(app.state.live):  # graceful shutdown: tell every client
             with suppress(RuntimeError):
@@ -154,9 +159,9 @@ def create_app(
     return app
 
 
-def warm_up(pipe: Pipeline, session: SessionConfig | None) -> None:
+def warm_up(pipe: Pipeline, session: SessionConfig | None, env: str | None = None) -> None:
     """Generate a few frames once, so the first visitor does not wait for PyTorch's first calls."""
-    live = LiveSession(pipe, 0, session)
+    live = LiveWorld(pipe, env, 0, session) if env is not None else LiveSession(pipe, 0, session)
     live.tick(0.3)
 
 
@@ -171,8 +176,10 @@ async def run_session(
     """Two tasks: one reads and applies messages, one ticks the session and sends what it makes. A lock
     keeps them off the session at the same time (all session work runs on worker threads). With a
     ``batcher`` the session's generation steps run batched with the other sessions'."""
-    live = await asyncio.to_thread(
-        partial(LiveSession, pipe, identity, session_config, cfg.jpeg_quality, batcher=batcher)
+    live: LiveSession | LiveWorld = await asyncio.to_thread(
+        partial(LiveWorld, pipe, cfg.env, identity, session_config, cfg.jpeg_quality, batcher=batcher)
+        if cfg.env is not None
+        else partial(LiveSession, pipe, identity, session_config, cfg.jpeg_quality, batcher=batcher)
     )
     lock = asyncio.Lock()
     last_heard = time.monotonic()

@@ -63,6 +63,50 @@ class LiveStats:
         }
 
 
+class VideoClock:
+    """Video time on the wall clock, slipping when generation falls behind: ``video_time`` never runs more
+    than ``max_lag`` seconds ahead of the frames made, so latency stays bounded and the video plays slower."""
+
+    def __init__(self, fps: float, max_lag: float, stats: LiveStats) -> None:
+        self.fps, self.max_lag, self.stats = fps, max_lag, stats
+        self.origin = time.perf_counter()  # wall time of video time 0
+        self.slipped = 0.0  # seconds the clock waited for generation
+
+    def video_time(self, frames_out: int, now: float | None = None) -> float:
+        """Video time due at ``now`` (seconds since the start; default: the wall clock) with ``frames_out``
+        frames made so far."""
+        if now is None:
+            now = time.perf_counter() - self.origin
+        now -= self.slipped
+        lag = now - frames_out / self.fps
+        if lag > self.max_lag:
+            self.slipped += lag - self.max_lag
+            self.stats.slipped += lag - self.max_lag
+            now -= lag - self.max_lag
+        return now
+
+    def frame_messages(
+        self, session: StreamingSession, jpeg_quality: int, voice: Callable[[], bytes]
+    ) -> list[bytes]:
+        """Every frame ``session`` can make now, as a JPEG packet followed by its voice packet (``voice()``:
+        that frame's PCM16 bytes); the stats record each one's latency and compute time."""
+        out: list[bytes] = []
+        for t, frame in session.frames():
+            index = round(t * self.fps)
+            ok, jpeg = cv2.imencode(".jpg", frame[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            assert ok
+            out.append(P.pack(P.FRAME, index, t, jpeg.tobytes()))
+            out.append(P.pack(P.VOICE, index, t, voice()))
+            self.stats.frames += 1
+            sent = time.perf_counter()
+            self.stats.sent.append(sent)
+            self.stats.latency.append(max(0.0, sent - self.origin - self.slipped - t))
+        for timing in session.timings:
+            self.stats.compute.append(timing.compute)
+        session.timings.clear()
+        return out
+
+
 class SampleQueue:
     """Float32 samples waiting to be pushed; ``take(n)`` returns exactly n, zero-padded when it runs dry."""
 
@@ -145,8 +189,7 @@ class LiveSession:
 
     def _restart(self, image: np.ndarray | None, identity: int | None) -> None:
         self.session = StreamingSession(self.pipe, image, identity, self.config, self.batcher)
-        self.origin = time.perf_counter()  # wall time of video time 0
-        self._slipped = 0.0  # seconds the clock waited for generation
+        self.clock = VideoClock(self.fps, self.max_lag, self.stats)
         self._pushed = 0  # samples pushed to each stream
         self._voice: deque[np.ndarray] = deque()  # the avatar's voice per frame not sent yet
         self._voice_rest = np.zeros(0, np.float32)
@@ -254,14 +297,7 @@ class LiveSession:
     def tick(self, now: float | None = None) -> list[bytes | dict[str, Any]]:
         """Push the audio due by ``now`` (seconds since the session's start; default: the wall clock) and
         return every frame it completes (JPEG, then its voice) and any notices."""
-        if now is None:
-            now = time.perf_counter() - self.origin
-        now -= self._slipped
-        lag = now - self.session.frames_out / self.fps
-        if lag > self.max_lag:  # generation is behind: the clock waits for it
-            self._slipped += lag - self.max_lag
-            self.stats.slipped += lag - self.max_lag
-            now -= lag - self.max_lag
+        now = self.clock.video_time(self.session.frames_out, now)
         due = int(now * SAMPLE_RATE) - self._pushed
         if self.conversation is not None:  # the duplex loop runs in whole chunks
             due -= due % self.conversation.tick_samples
@@ -269,21 +305,12 @@ class LiveSession:
             self._push(due)
         out: list[bytes | dict[str, Any]] = list(self._pending)
         self._pending = []
-        for t, frame in self.session.frames():
-            index = round(t * self.fps)
-            ok, jpeg = cv2.imencode(".jpg", frame[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-            assert ok
-            voice = (self._voice.popleft() * 32767).astype("<i2") if self._voice else np.zeros(0, "<i2")
-            out.append(P.pack(P.FRAME, index, t, jpeg.tobytes()))
-            out.append(P.pack(P.VOICE, index, t, voice.tobytes()))
-            self.stats.frames += 1
-            sent = time.perf_counter()
-            self.stats.sent.append(sent)
-            self.stats.latency.append(max(0.0, sent - self.origin - self._slipped - t))
-        for timing in self.session.timings:
-            self.stats.compute.append(timing.compute)
-        self.session.timings.clear()
+        out += self.clock.frame_messages(self.session, self.jpeg_quality, self._next_voice)
         return out
+
+    def _next_voice(self) -> bytes:
+        voice = (self._voice.popleft() * 32767).astype("<i2") if self._voice else np.zeros(0, "<i2")
+        return voice.tobytes()
 
     def _push(self, n: int) -> None:
         mic = self._mic.take(n)

@@ -43,7 +43,12 @@ function send(message) {
 }
 
 function onJson(m) {
-  if (m.type === "ready") {
+  if (m.type === "ready" && m.actions) {
+    state.ready = m;
+    canvas.width = m.width; canvas.height = m.height;
+    $("status").textContent = "live"; $("status").className = "status live";
+    setupWorld(m);
+  } else if (m.type === "ready") {
     state.ready = m;
     canvas.width = m.width; canvas.height = m.height;
     $("status").textContent = "live"; $("status").className = "status live";
@@ -178,3 +183,60 @@ $("converse").onclick = async () => {
   $("converse").textContent = `Conversation: ${on ? "on" : "off"}`;
   if (on) log("conversation on: talk, then pause; speak over the avatar to interrupt it");
 };
+
+// World models (`avatarlm play --model M --env GAME`): keys hold actions; releasing them goes back to noop.
+// Each key names the actions it can mean, in order; the first the game has is bound.
+const KEY_ACTIONS = {
+  ArrowUp: ["forward", "move_up"], w: ["forward", "move_up"],
+  ArrowDown: ["backward", "move_down"], s: ["backward", "move_down"],
+  ArrowLeft: ["turn_left", "move_left"], ArrowRight: ["turn_right", "move_right"],
+  a: ["strafe_left", "move_left"], d: ["strafe_right", "move_right"],
+  q: ["forward_left"], e: ["forward_right"],
+  " ": ["attack", "do"], f: ["use", "place_table"], z: ["sleep"], x: ["place_stone"],
+};
+const KEY_LABELS = { " ": "Space", ArrowUp: "↑", ArrowDown: "↓", ArrowLeft: "←", ArrowRight: "→" };
+state.bindings = {}; // key -> action id
+state.sentActions = []; // ids sent, in order (for tests)
+let heldKey = null;
+
+function sendAction(id) {
+  state.sentActions.push(id);
+  send({ type: "action", id });
+  $("held").textContent = state.ready.actions[id];
+  for (const li of $("keys").children) li.classList.toggle("held", Number(li.dataset.action) === id);
+}
+
+function setupWorld(m) {
+  document.body.classList.add("world-model");
+  $("world").hidden = false;
+  $("mic-role").textContent = "";
+  const noop = m.actions.indexOf("noop");
+  state.bindings = {};
+  const items = [];
+  for (const [key, names] of Object.entries(KEY_ACTIONS)) {
+    const name = names.find((n) => m.actions.includes(n));
+    if (name === undefined) continue;
+    state.bindings[key] = m.actions.indexOf(name);
+    const li = document.createElement("li");
+    li.dataset.action = state.bindings[key];
+    const kbd = document.createElement("kbd");
+    kbd.textContent = KEY_LABELS[key] || key.toUpperCase();
+    li.append(kbd, ` ${name}`);
+    items.push(li);
+  }
+  $("keys").replaceChildren(...items);
+  document.onkeydown = (e) => {
+    if (e.target.tagName === "INPUT" || !(e.key in state.bindings)) return;
+    e.preventDefault();
+    if (heldKey === e.key) return; // the browser's key repeat
+    heldKey = e.key;
+    sendAction(state.bindings[e.key]);
+  };
+  document.onkeyup = (e) => {
+    if (e.key !== heldKey) return;
+    heldKey = null;
+    sendAction(noop);
+  };
+  $("new-game").onclick = () => send({ type: "reset", identity: Number($("game-seed").value) || 0 });
+  log(`${m.env}: a world model plays it; hold the keys below`);
+}
