@@ -12,18 +12,17 @@ whose condition is not given (only ever the last ones, whose hidden states predi
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from avatarlm.ar_config import ARConfig
-from avatarlm.backbone import Backbone, KVCache
+from avatarlm.backbone import Backbone
 from avatarlm.conditions.projector import ConditionBatch, ConditionEncoder
+from avatarlm.generation import GenerationState, StepInput, frame_generator, group_indices, keyed_generator
 from avatarlm.head import build_head
 from avatarlm.head.layers import TimestepEmbedding
 from avatarlm.io import load_pretrained, save_model_folder
@@ -33,59 +32,6 @@ __all__ = ["ARConfig", "ARModel", "GenerationState", "frame_generator", "keyed_g
 
 _HISTORY_STREAM = 0  # generator stream of the history noise
 _HEAD_STREAM = 1  # generator stream of the head's sampling noise when no generator is passed
-
-
-@dataclass
-class GenerationState:
-    """One generation run: the cache, the frame the next step appends (``frame`` = k, latent ``latent``,
-    clean) and the hidden states at the last appended frame's tokens (``hidden``, (B, T, D))."""
-
-    cache: KVCache
-    seed: int
-    frame: int
-    latent: torch.Tensor
-    hidden: torch.Tensor | None = None
-    num_groups: int = 0
-
-
-def keyed_generator(*key: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A generator seeded by a hash of the integers ``key``: the same key always gives the same draws."""
-    if any(k < 0 for k in key):
-        raise ValueError(f"generator keys must be >= 0, got {key}")
-    digest = hashlib.blake2b(":".join(map(str, key)).encode(), digest_size=8).digest()
-    g = torch.Generator(device=device)
-    g.manual_seed(int.from_bytes(digest, "little") >> 1)  # the CPU generator uses only the low 32 bits
-    return g
-
-
-def frame_generator(
-    seed: int, frame: int, stream: int, device: torch.device | str = "cpu"
-) -> torch.Generator:
-    """A generator seeded by (seed, frame index, stream), so streaming and offline runs draw alike."""
-    if seed < 0 or frame < 0:
-        raise ValueError(f"seed and frame must be >= 0, got seed={seed}, frame={frame}")
-    return keyed_generator(seed, frame, stream, device=device)
-
-
-@dataclass
-class _StepInput:
-    """What one generation step appends: embeddings (B, L, D), their positions (L,), their additive mask
-    over cache + new tokens, and how many of them are the latent frame's tokens (the last ``tokens``)."""
-
-    embeds: torch.Tensor
-    positions: torch.Tensor
-    mask: torch.Tensor
-    tokens: int
-    opens_chunk: bool
-    guidance: float | None
-
-
-def _groups(keys: Sequence[object]) -> list[list[int]]:
-    """Indices of ``keys`` grouped by equal key, groups in order of first appearance."""
-    out: dict[object, list[int]] = {}
-    for i, key in enumerate(keys):
-        out.setdefault(key, []).append(i)
-    return list(out.values())
 
 
 class ARModel(nn.Module):
@@ -322,7 +268,7 @@ class ARModel(nn.Module):
             raise ValueError("step_many needs one condition and one guidance per state")
         steps = [self._prepare_step(s, c, g) for s, c, g in zip(states, cond_tokens, guidance, strict=True)]
         hidden: dict[int, torch.Tensor] = {}
-        for group in _groups([st.embeds.shape[1] for st in steps]):
+        for group in group_indices([st.embeds.shape[1] for st in steps]):
             out = self.backbone.step_many(
                 [steps[i].embeds for i in group],
                 [steps[i].positions for i in group],
@@ -332,7 +278,7 @@ class ARModel(nn.Module):
             for i, h in zip(group, out, strict=True):
                 hidden[i] = h[:, -steps[i].tokens :]
         samples: dict[int, torch.Tensor] = {}
-        for group in _groups(guidance):
+        for group in group_indices(guidance):
             g = guidance[group[0]]  # a guided run samples once, from row 0 (conditional) and row 1
             conds = [hidden[i][:1] if g is not None else hidden[i] for i in group]
             noise = torch.cat([self._head_noise(states[i], c) for i, c in zip(group, conds, strict=True)])
@@ -357,7 +303,7 @@ class ARModel(nn.Module):
 
     def _prepare_step(
         self, state: GenerationState, cond_tokens: torch.Tensor | None, guidance: float | None
-    ) -> _StepInput:
+    ) -> StepInput:
         """Check a step's inputs and build the tokens it appends, their positions and mask."""
         cfg = self.config
         n, k = cfg.chunk_size, state.frame
@@ -397,12 +343,12 @@ class ARModel(nn.Module):
         key_groups = torch.cat([torch.full((past,), -1, device=embeds.device), new_groups])
         mask = frame_causal_mask(new_groups, key_groups, dtype=embeds.dtype)
         positions = torch.arange(past, past + embeds.shape[1], device=embeds.device)
-        return _StepInput(embeds, positions, mask, t, opens_chunk, guidance)
+        return StepInput(embeds, positions, mask, t, opens_chunk, guidance)
 
     def _finish_step(
         self,
         state: GenerationState,
-        step: _StepInput,
+        step: StepInput,
         hidden: torch.Tensor,
         generator: torch.Generator | None = None,
         sample: torch.Tensor | None = None,
