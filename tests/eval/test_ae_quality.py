@@ -24,3 +24,17 @@ def test_streaming_matches_per_frame_without_temporal_layers(tiny_dataset):
     assert not np.array_equal(
         reconstruct_clip(temporal, frames, True), reconstruct_clip(temporal, frames, False)
     )
+
+
+def test_world_rollouts_have_no_mouth_but_the_rest_is_measured(tmp_path):
+    import pytest
+
+    pytest.importorskip("vizdoom")
+    from avatarlm.data.world import WorldConfig, collect_world
+
+    cfg = WorldConfig(env="vizdoom", hours=0.001, out=str(tmp_path), size=64, episode_steps=20)
+    collect_world(cfg, show_progress=False)
+    model = DCAutoencoder(small_config(image_height=64, image_width=64))
+    q = evaluate_autoencoder(model, tmp_path, "test", max_clips=2)
+    assert q.clips == 2 and 0 < q.psnr < 25 and q.flicker_truth > 0 and np.isfinite(q.ssim)
+    assert np.isnan(q.mouth_psnr) and np.isnan(q.mouth_probe_recon)

@@ -1,5 +1,6 @@
-"""How well an autoencoder reconstructs held-out talking-avatar clips: whole-frame and mouth-region PSNR,
-SSIM, whether the mouth-open label can still be read from the pixels, and flicker when streaming."""
+"""How well an autoencoder reconstructs held-out clips: whole-frame PSNR, SSIM and flicker when streaming;
+on talking-avatar clips also mouth-region PSNR and whether the mouth-open label can still be read from the
+pixels (world rollouts have no mouth: those read NaN)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class AEQuality:
     clips: int
     frames: int
     psnr: float
-    mouth_psnr: float
+    mouth_psnr: float  # NaN without a rendered face (world rollouts)
     ssim: float
     flicker: float
     flicker_truth: float  # mean |truth_t - truth_{t-1}|, for scale
@@ -72,16 +73,22 @@ def evaluate_autoencoder(
     n_clips = 0
     for sample in iter_samples(data, split):
         frames = sample.frames[:window]
-        spec = sample.meta["spec"]
-        renderer = Renderer(Identity.from_seed(spec["identity_seed"]), spec["height"], spec["width"])
+        spec = sample.meta.get("spec")  # a rendered face's, absent from world rollouts
+        renderer = (
+            Renderer(Identity.from_seed(spec["identity_seed"]), spec["height"], spec["width"])
+            if spec
+            else None
+        )
         recon = reconstruct_clip(model, frames, streaming)
         for t in range(len(frames)):
+            ps.append(psnr(recon[t], frames[t]))
+            if renderer is None:
+                continue
             state = FaceState.from_vector(sample.truth["face"][t])
             mps.append(box_psnr(recon[t], frames[t], renderer.mouth_box(state)))
             labels.append(state.mouth_open)
             dark_t.append(dark_area(frames[t], renderer.mouth_box(state)))
             dark_r.append(dark_area(recon[t], renderer.mouth_box(state)))
-            ps.append(psnr(recon[t], frames[t]))
         ss.append(float(ssim(to_tensor(recon)[0], to_tensor(frames)[0])))
         fl.append(flicker(recon, frames))
         flt.append(float(np.mean(np.abs(np.diff(frames.astype(np.float64), axis=0)))))
@@ -94,10 +101,10 @@ def evaluate_autoencoder(
         clips=n_clips,
         frames=len(ps),
         psnr=float(np.mean(ps)),
-        mouth_psnr=float(np.mean(mps)),
+        mouth_psnr=float(np.mean(mps)) if mps else float("nan"),
         ssim=float(np.mean(ss)),
         flicker=float(np.mean(fl)),
         flicker_truth=float(np.mean(flt)),
-        mouth_probe_truth=spearman(np.array(labels), np.array(dark_t)),
-        mouth_probe_recon=spearman(np.array(labels), np.array(dark_r)),
+        mouth_probe_truth=spearman(np.array(labels), np.array(dark_t)) if labels else float("nan"),
+        mouth_probe_recon=spearman(np.array(labels), np.array(dark_r)) if labels else float("nan"),
     )
