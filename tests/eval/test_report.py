@@ -122,3 +122,17 @@ def test_duplex_model_is_measured_on_dialogues_with_both_voices(tmp_path):
         closed[1] == clip.partner_only_frames
         and numbers["headline"][rows[0]]["truth"] == f"{closed[0] / closed[1]:.2f}"
     )
+
+
+def test_a_chunked_model_streams_every_frame_of_a_clip(tmp_path):
+    """n = 3: the session makes frames a chunk at a time, yet a clip of any length gets all its frames, the
+    same as the frames that a longer run makes first."""
+    from avatarlm.eval.eval_clips import evaluation_clips
+    from avatarlm.eval.eval_generate import stream_clip
+
+    pipe = load_pipeline(random_pipeline_folder(tmp_path, chunk_size=3))
+    clip = next(evaluation_clips(("en",), 1, 2.0, 64))
+    short, _ = stream_clip(pipe, clip.clip, clip.frames[0], 31)
+    longer, _ = stream_clip(pipe, clip.clip, clip.frames[0], 40)
+    assert short.shape == (31, 64, 64, 3)
+    assert (abs(short.astype(int) - longer[:31].astype(int)).max()) <= 2

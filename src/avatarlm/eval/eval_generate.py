@@ -44,13 +44,13 @@ def stream_clip(
     frame j is driven by clip frame j (mod the clip's length): the avatar's voice, the partner's too where
     the model has two audio streams, and (``push_pose``, where the model takes pose) the true pose. Returns
     the frames and the session's timings."""
-    cfg = pipe.model.config.conditions
+    cfg, chunk = pipe.model.config.conditions, pipe.model.config.chunk_size
     spf, lookahead = cfg.samples_per_frame, cfg.lookahead_frames
     n_src = clip.n_frames
     # the clip's audio per frame (its duration rounds to whole frames, so it may lack part of the last one)
     tracks = np.pad(clip.audio, ((0, 0), (0, max(0, n_src * spf - clip.audio.shape[1]))))
     voices = [
-        looped(tracks[s, : n_src * spf].reshape(n_src, spf), n_frames + lookahead).reshape(-1)
+        looped(tracks[s, : n_src * spf].reshape(n_src, spf), n_frames + lookahead + chunk).reshape(-1)
         for s in range(cfg.audio_streams)
     ]
     session = StreamingSession(pipe, reference=reference, config=config)
@@ -58,7 +58,11 @@ def stream_clip(
     frames = [f for _, f in session.frames()]
     for push, audio in zip(pushes, voices, strict=True):
         push(audio[: lookahead * spf])
-    for j in tqdm(range(1, n_frames), desc="session", disable=not progress, leave=False):
+    # a chunked model makes frames a chunk at a time: the input runs on (looped) until the chunk holding the
+    # last frame is complete, and the frames past n_frames are dropped
+    for j in tqdm(range(1, n_frames + chunk - 1), desc="session", disable=not progress, leave=False):
+        if len(frames) >= n_frames:
+            break
         src = j % n_src
         session.push_text(clip.texts[src])
         if push_pose and "pose" in cfg.modalities:
@@ -66,9 +70,9 @@ def stream_clip(
         for push, audio in zip(pushes, voices, strict=True):
             push(audio[(j + lookahead - 1) * spf : (j + lookahead) * spf])
         frames += [f for _, f in session.frames()]
-    if len(frames) != n_frames:
+    if len(frames) < n_frames:
         raise RuntimeError(f"the session made {len(frames)} frames for {n_frames} frames of input")
-    return np.stack(frames), session.timings
+    return np.stack(frames[:n_frames]), session.timings
 
 
 @torch.no_grad()
