@@ -49,3 +49,12 @@ def test_following_needs_the_right_sign_on_every_axis_that_moved():
     assert follows((3, 0), (1, 0)) and follows((3, 2), (1, 0))  # the other axis is not asked about
     assert not follows((-3, 0), (1, 0)) and not follows((0, 0), (1, 0))  # wrong way, or did not move
     assert follows((-7, 7), (-1, 1)) and not follows((-7, 0), (-1, 1))
+
+
+def test_pooled_psnr_stays_finite_when_some_frames_are_identical():
+    from avatarlm.eval.world_quality import pooled_psnr
+
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = np.full((4, 4, 3), 10, np.uint8)
+    assert pooled_psnr([(a, a), (a, b)]) == pytest.approx(10 * np.log10(255**2 / 50))  # mean MSE 50
+    assert pooled_psnr([(a, a)]) == np.inf
