@@ -60,8 +60,6 @@ def run_serve(args: argparse.Namespace) -> None:
     from avatarlm.pipeline.session import SessionConfig
     from avatarlm.serve.app import ServeConfig
 
-    if not 0 < args.port < 65536:
-        raise ValueError(f"--port must be in 1..65535, got {args.port}")
     token = serve_token(args)
     replica = args.replica_name or f"{os.getpid()}:{args.port}"
     config = ServeConfig(

@@ -84,3 +84,9 @@ def test_play_needs_a_world_model(tmp_path):
     talking = load_pipeline(random_pipeline_folder(tmp_path))
     with pytest.raises(ValueError, match="play needs a world model"):
         play(talking, make_env("crafter", 64, 15), actions=[0])
+
+
+def test_play_without_out_serves_only_a_world_model(tmp_path, capsys):
+    talking_head = random_pipeline_folder(tmp_path)  # refused before any server binds
+    assert main(["play", "--model", str(talking_head), "--env", "crafter", "--port", "1"]) == 2
+    assert "--env is for world models" in capsys.readouterr().err

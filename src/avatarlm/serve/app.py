@@ -53,9 +53,8 @@ class ServeConfig:
     # > 0 also lets a step wait that long for the others (and implies batching). See bench_serve.
     batching: bool = False
     batch_wait_ms: float = 0.0
-    env: str | None = (
-        None  # a world model's game (crafter, vizdoom): its episodes' first frames start sessions
-    )
+    # A world model's game (crafter, vizdoom): its episodes' first frames start the sessions.
+    env: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
