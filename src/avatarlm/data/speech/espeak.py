@@ -10,6 +10,7 @@ from __future__ import annotations
 import _ctypes
 import atexit
 import ctypes
+import os
 import shutil
 import tempfile
 import threading
@@ -93,7 +94,10 @@ class _Engine:
     """
 
     def __init__(self, library_path: str) -> None:
-        self.lib = ctypes.CDLL(library_path)
+        # DEEPBIND: the copy's calls into itself stay inside it, never resolving to another libespeak-ng the
+        # process holds (Piper's voices load their own); a full test run crashed once inside espeak_Synth
+        # with both loaded.
+        self.lib = ctypes.CDLL(library_path, mode=os.RTLD_LOCAL | os.RTLD_DEEPBIND)
         self.lib.espeak_Initialize.restype = ctypes.c_int
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
