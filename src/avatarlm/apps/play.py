@@ -55,6 +55,21 @@ def parse_actions(text: str, names: tuple[str, ...]) -> list[int]:
     return out
 
 
+def is_world_model(pipe: Pipeline) -> bool:
+    """Driven by actions and by nothing it hears: what `train ar --preset world` makes."""
+    modalities = pipe.model.config.conditions.modalities
+    return "action" in modalities and "audio" not in modalities
+
+
+def check_action_count(pipe: Pipeline, game: str, count: int) -> None:
+    """Refuse a model that does not take ``game``'s ``count`` actions."""
+    cond = pipe.model.config.conditions
+    if "action" not in cond.modalities or cond.num_actions != count:
+        raise ValueError(
+            f"the model takes {cond.num_actions} actions, {game} has {count}: was it trained on this game?"
+        )
+
+
 @dataclass
 class PlayResult:
     real: np.ndarray  # uint8 (F + 1, H, W, 3): the game's first frame and one frame per action
@@ -85,15 +100,11 @@ def play(
     """Step the game and the world model with ``actions`` (or ``steps`` exploratory ones); the rollout
     stops early where the game ends the episode."""
     cond = pipe.model.config.conditions
-    if "action" not in cond.modalities or "audio" in cond.modalities:
+    if not is_world_model(pipe):
         raise ValueError(
             "play needs a world model: actions and no audio (`avatarlm train ar --preset world`)"
         )
-    if cond.num_actions != len(env.action_names):
-        raise ValueError(
-            f"the model takes {cond.num_actions} actions, {env.name} has {len(env.action_names)}: "
-            "was it trained on this game?"
-        )
+    check_action_count(pipe, env.name, len(env.action_names))
     size = pipe.autoencoder.config.image_height
     if env.size != size or pipe.autoencoder.config.image_width != size:
         raise ValueError(f"the game renders {env.size}x{env.size}, the model needs {size} square frames")

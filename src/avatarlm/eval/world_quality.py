@@ -15,11 +15,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
+from avatarlm.apps.play import check_action_count
 from avatarlm.autoencoder.loss import ssim
 from avatarlm.data.shards import iter_samples, read_index
+from avatarlm.eval.ae_quality import reconstruct_clip, to_tensor
+from avatarlm.eval.image_metrics import psnr
 from avatarlm.eval.world_motion import expected_shift, follows, image_shift
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.session import SessionConfig, StreamingSession
@@ -71,17 +73,7 @@ class WorldReport:
 
 
 def _ssim(a: np.ndarray, b: np.ndarray) -> float:
-    def t(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(x).permute(2, 0, 1).float() / 127.5 - 1.0
-
-    return float(ssim(t(a), t(b)))
-
-
-@torch.no_grad()
-def _reconstruct(pipe: Pipeline, frames: np.ndarray) -> np.ndarray:
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    y = pipe.autoencoder.eval().reconstruct(x[None])[0]
-    return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return float(ssim(to_tensor(a[None])[0], to_tensor(b[None])[0]))
 
 
 def roll_out(pipe: Pipeline, frames: np.ndarray, actions: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -103,12 +95,7 @@ def collect_rollouts(
     if config.get("kind") != "world":
         raise ValueError(f"{data} holds no world rollouts (write one with `avatarlm data world`)")
     env = str(config["env"])
-    cond = pipe.model.config.conditions
-    if "action" not in cond.modalities or cond.num_actions != len(config["action_names"]):
-        raise ValueError(
-            f"the model takes {cond.num_actions} actions, {env} has {len(config['action_names'])}: "
-            "was it trained on this game?"
-        )
+    check_action_count(pipe, env, len(config["action_names"]))
     size = pipe.autoencoder.config.image_height
     if int(config["size"]) != size:
         raise ValueError(f"{data} holds {config['size']}x{config['size']} frames, the model needs {size}")
@@ -121,7 +108,8 @@ def collect_rollouts(
         real = sample.frames[t : t + HORIZON + 1]
         generated = roll_out(pipe, real, sample.truth["action"][t : t + HORIZON + 1], seed=len(out))
         player = sample.truth["player"][t : t + HORIZON + 1]
-        out.append(Rollout(sample.key, t, real, generated, _reconstruct(pipe, real), player))
+        recon = reconstruct_clip(pipe.autoencoder, real, streaming=True)  # decoded as the session decodes
+        out.append(Rollout(sample.key, t, real, generated, recon, player))
     return env, out
 
 
@@ -155,8 +143,7 @@ def score(env: str, rollouts: list[Rollout]) -> WorldReport:
 def pooled_psnr(pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """PSNR of the mean squared error over all pairs: a game often stands still, and one identical pair
     (infinite PSNR) would make a mean of per-pair PSNRs infinite."""
-    mse = float(np.mean([np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2) for a, b in pairs]))
-    return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
+    return psnr(np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs]))  # frames of one size
 
 
 def _frames(r: Rollout, column: str) -> np.ndarray:

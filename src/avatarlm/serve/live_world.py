@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from avatarlm.apps.play import check_action_count, is_world_model
 from avatarlm.data.world_envs import env_class, make_env, require_package
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.generate import fit_image
@@ -22,12 +23,6 @@ from avatarlm.pipeline.session import SessionConfig, StreamingSession
 from avatarlm.pipeline.step_batcher import StepBatcher
 from avatarlm.serve import protocol as P
 from avatarlm.serve.live_session import LiveStats, VideoClock, model_facts
-
-
-def is_world_model(pipe: Pipeline) -> bool:
-    """Driven by actions and nothing it hears: what `train ar --preset world` makes."""
-    modalities = pipe.model.config.conditions.modalities
-    return "action" in modalities and "audio" not in modalities
 
 
 def check_world(pipe: Pipeline, env: str | None) -> None:
@@ -39,12 +34,7 @@ def check_world(pipe: Pipeline, env: str | None) -> None:
     if env is None:
         raise ValueError("this is a world model: name its game with --env crafter or --env vizdoom")
     require_package(env)
-    names = env_class(env).action_names
-    num_actions = pipe.model.config.conditions.num_actions
-    if num_actions != len(names):
-        raise ValueError(
-            f"the model takes {num_actions} actions, {env} has {len(names)}: was it trained on it?"
-        )
+    check_action_count(pipe, env, len(env_class(env).action_names))
     size = pipe.autoencoder.config
     if size.image_height != size.image_width:
         raise ValueError(
@@ -67,13 +57,8 @@ class LiveWorld:
         batcher: StepBatcher | None = None,
     ) -> None:
         check_world(pipe, env)
-        self.pipe, self.env, self.config, self.jpeg_quality = (
-            pipe,
-            env,
-            config or SessionConfig(),
-            jpeg_quality,
-        )
-        self.batcher = batcher
+        self.pipe, self.env, self.config = pipe, env, config or SessionConfig()
+        self.jpeg_quality, self.batcher = jpeg_quality, batcher
         self.fps = pipe.fps
         self.max_lag = max_lag + pipe.model.config.chunk_size / self.fps
         self.action_names = env_class(env).action_names
