@@ -2,8 +2,18 @@
 # Create ./.venv with avatarlm and everything it needs (CPU build of PyTorch). Safe to run again: it only
 # reinstalls when pyproject.toml or this script changed. Set TORCH_INDEX_URL to PyTorch's CPU wheel index if
 # your package index would otherwise hand you a CUDA build of torch.
+#
+# --ingest also creates ./.venv-ingest, the face tracker's environment for `avatarlm data ingest`:
+# mediapipe 0.10.21 (the last release that ships its face models) pins numpy<2, so it cannot share .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ingest=0
+for arg in "$@"; do
+  case "$arg" in
+    --ingest) ingest=1 ;;
+    *) echo "usage: scripts/setup.sh [--ingest]" >&2; exit 2 ;;
+  esac
+done
 
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
@@ -31,4 +41,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   .venv/bin/pip install --quiet -e ".[dev]"
   echo "$want" > "$stamp"
+fi
+
+if [ "$ingest" = 1 ]; then
+  [ -x .venv-ingest/bin/python ] || "$PY" -m venv .venv-ingest
+  if ! .venv-ingest/bin/python -c 'import mediapipe.python.solutions.face_mesh' 2>/dev/null; then
+    echo "setting up .venv-ingest (the face tracker: mediapipe 0.10.21)"
+    .venv-ingest/bin/pip install --quiet mediapipe==0.10.21
+    .venv-ingest/bin/pip uninstall --quiet --yes jax jaxlib  # 360 MB the face mesh does not use
+  fi
 fi

@@ -59,6 +59,28 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument("--episode-steps", type=int, default=450, help="cut episodes after this many steps")
     world.add_argument("--episodes-per-shard", type=int, default=16)
 
+    ingest = data.add_parser(
+        "ingest", help="real talking videos -> face-cropped clips with pose, sound and transcript, as shards"
+    )
+    ingest.add_argument("videos", nargs="+", help="video files (anything FFmpeg reads, with sound)")
+    ingest.add_argument("--out", required=True, help="dataset folder (created; a rerun resumes)")
+    ingest.add_argument("--size", type=int, default=128, help="square crop size in pixels (default: 128)")
+    ingest.add_argument("--fps", type=float, default=25.0)
+    ingest.add_argument(
+        "--split", default="auto", help="auto (by the file's hash, 80/10/10), train, val or test"
+    )
+    ingest.add_argument("--language", default="en", help="language of the speech (transcripts: en only)")
+    ingest.add_argument("--min-seconds", type=float, default=2.0, help="shortest clip kept")
+    ingest.add_argument("--max-seconds", type=float, default=14.0, help="longer face shots are cut in parts")
+    ingest.add_argument(
+        "--min-face-px", type=float, default=64.0, help="forehead-to-chin length, source pixels"
+    )
+    ingest.add_argument("--min-sharpness", type=float, default=15.0, help="variance of the crop's Laplacian")
+    ingest.add_argument("--min-audio-db", type=float, default=-45.0, help="RMS loudness, dB full scale")
+    ingest.add_argument(
+        "--min-lip-sync", type=float, default=0.25, help="lip-audio agreement (below -1: keep every clip)"
+    )
+
     add_train_parser(sub)
 
     gen = sub.add_parser(
@@ -161,6 +183,38 @@ def _generate(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _ingest(args: argparse.Namespace) -> None:
+    from avatarlm.data.ingest import REPORT_NAME, IngestConfig, ingest
+    from avatarlm.data.ingest_quality import QualityConfig
+
+    cfg = IngestConfig(
+        out=args.out,
+        size=args.size,
+        fps=args.fps,
+        split=args.split,
+        language=args.language,
+        min_seconds=args.min_seconds,
+        max_seconds=args.max_seconds,
+        quality=QualityConfig(args.min_face_px, args.min_sharpness, args.min_audio_db, args.min_lip_sync),
+    )
+    report = ingest(args.videos, cfg)
+    entries = [e for e in report["videos"].values() if e["file"] in set(args.videos)]
+    kept = [c for e in entries for c in e.get("clips", []) if c["kept"]]
+    seconds = sum(c["end"] - c["start"] for c in kept)
+    skips = [f"{e['file']}: {e['reason']}" for e in entries if e["status"] == "skipped"]
+    if not kept:
+        raise ValueError(f"no video gave a clip ({'; '.join(skips)}); see {Path(args.out) / REPORT_NAME}")
+    print(f"{len(entries) - len(skips)} of {len(entries)} videos gave {len(kept)} clips ({seconds / 60:.1f} min) "
+          f"in {args.out}")  # fmt: skip
+    for line in skips:
+        print(f"  skipped {line}")
+    for e in entries:
+        for c in e.get("clips", []):
+            if not c["kept"]:
+                print(f"  left out {c['key']} ({c['start']:.1f}-{c['end']:.1f} s): {c['reason']}")
+    print(f"report: {Path(args.out) / REPORT_NAME}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -213,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             episodes = sum(len(s["samples"]) for s in index["shards"])
             hours = index["config"]["frames"] / args.fps / 3600
             print(f"wrote {episodes} episodes ({hours:.2f} h) in {len(index['shards'])} shards to {args.out}")
+        elif args.command == "data" and args.data_command == "ingest":
+            _ingest(args)
         elif args.command == "train":
             run_train(args)
         elif args.command == "generate":

@@ -39,8 +39,7 @@ class PocketSphinxTranscriber:
 
         self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
 
-    def transcribe(self, pcm: np.ndarray) -> str:
-        """16 kHz mono float PCM in [-1, 1] -> the words heard ("" for none)."""
+    def _decode(self, pcm: np.ndarray) -> None:
         x = np.asarray(pcm, dtype=np.float32)
         if x.ndim != 1:
             raise ValueError(f"transcribe takes mono samples, got shape {x.shape}")
@@ -49,8 +48,22 @@ class PocketSphinxTranscriber:
         d.start_utt()
         d.process_raw(raw, full_utt=True)
         d.end_utt()
-        hyp = d.hyp()
+
+    def transcribe(self, pcm: np.ndarray) -> str:
+        """16 kHz mono float PCM in [-1, 1] -> the words heard ("" for none)."""
+        self._decode(pcm)
+        hyp = self._decoder.hyp()
         return " ".join(hyp.hypstr.split()) if hyp is not None else ""
+
+    def words(self, pcm: np.ndarray) -> list[tuple[str, float, float]]:
+        """The words heard with their start and end in seconds (silences and fillers left out)."""
+        self._decode(pcm)
+        rate = 100.0  # the decoder's frames per second
+        return [
+            (seg.word.split("(")[0], seg.start_frame / rate, (seg.end_frame + 1) / rate)
+            for seg in self._decoder.seg()
+            if not (seg.word.startswith("<") or seg.word.startswith("[") or seg.word.startswith("++"))
+        ]
 
 
 class NoTranscriber:

@@ -68,7 +68,7 @@ def clip_from_sample(sample: Sample, tokens: np.ndarray | None = None) -> ARClip
     zero pose, no keypoints and no texts; its actions stay in ``truth``."""
     t = sample.truth
     world = "face" not in t and "action" in t
-    n = len(t["action"] if world else t["face"])
+    n = len(t["action"] if world else t["face"] if "face" in t else t["pose"])
     if tokens is not None and len(tokens) != n:
         raise ValueError(f"clip {sample.key}: {n} truth frames but {len(tokens)} latent frames")
     latents = np.zeros((n, 0, 0), np.float32) if tokens is None else np.ascontiguousarray(tokens, np.float32)
@@ -84,11 +84,12 @@ def clip_from_sample(sample: Sample, tokens: np.ndarray | None = None) -> ARClip
             meta={k: sample.meta[k] for k in ("env", "action_names") if k in sample.meta},
         )
     yaw = [FACE_STATE_FIELDS.index(f) for f in POSE_FIELDS]
+    pose = t["face"][:, yaw] if "face" in t else t["pose"]  # real video (`data ingest`) has pose only
     return ARClip(
         key=sample.key,
         latents=latents,
         audio=np.stack([sample.audio[s] for s in AUDIO_STREAMS]).astype(np.float32),
-        pose=t["face"][:, yaw].astype(np.float32),
+        pose=pose.astype(np.float32),
         keypoints=t["keypoints"].astype(np.float32),
         texts=frame_texts(t["instructions"], sample.meta["instruction_names"]),
         truth=dict(t),
