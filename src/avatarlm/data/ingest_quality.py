@@ -80,7 +80,7 @@ def measure(
     return {
         "face_px": round(float(face_px), 1),
         "sharpness": round(sharpness(crops), 2),
-        "audio_db": round(20 * np.log10(max(rms, 1e-6)), 2),
+        "audio_db": round(20 * float(np.log10(max(rms, 1e-6))), 2),
         "lip_sync": round(lip_sync(lip_gap, loud), 3),
     }
 
