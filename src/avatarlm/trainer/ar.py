@@ -27,10 +27,24 @@ from avatarlm.io import atomic_write_json
 from avatarlm.model import ARModel, keyed_generator
 from avatarlm.trainer.ar_config import ARTrainConfig
 from avatarlm.trainer.ar_data import ARClip, WindowBatch, WindowSampler
-from avatarlm.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from avatarlm.trainer.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    read_optimizer_state,
+    save_checkpoint,
+)
 from avatarlm.trainer.distributed import DistributedContext, barrier, sum_gradients
 from avatarlm.trainer.loss_log import LossLog
 from avatarlm.trainer.own_history import own_history
+from avatarlm.trainer.sharding import (
+    clip_gradients,
+    full_optimizer_state,
+    full_state_dict,
+    replicated,
+    reshard,
+    shard_model,
+    shard_optimizer_state,
+)
 
 _VAL_KEY = 2**31 - 1  # generator key of the validation pass (never a training step)
 
@@ -160,6 +174,15 @@ def train_ar(
     if init_state is not None:
         model.load_state_dict(init_state)
     ema = copy.deepcopy(model).requires_grad_(False)
+    modules = {"model": model, "ema": ema}
+    step = 0
+    found = latest_checkpoint(ckpt_dir)
+    if found is not None:  # weights first: checkpoints are whole, and sharding comes after
+        step, _ = load_checkpoint(found, modules, {}, rng)
+    sharded = cfg.sharding == "fsdp" and ctx.world_size > 1
+    if sharded:
+        shard_model(model, ctx)
+        shard_model(ema, ctx)
     params = [p for p in model.parameters() if p.requires_grad]
     decay, no_decay = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]
     opt = torch.optim.AdamW(
@@ -167,11 +190,9 @@ def train_ar(
         lr=cfg.lr,
         betas=cfg.betas,
     )
-    modules = {"model": model, "ema": ema}
-    step = 0
-    found = latest_checkpoint(ckpt_dir)
     if found is not None:
-        step, _ = load_checkpoint(found, modules, {"model": opt}, rng)
+        saved = read_optimizer_state(found, "model")
+        opt.load_state_dict(shard_optimizer_state(saved, opt) if sharded else saved)
     log = LossLog(out / "loss.csv", resume_step=step) if ctx.is_main else None
     if ctx.is_main:
         atomic_write_json(out / "train_config.json", cfg.to_dict())
@@ -197,31 +218,51 @@ def train_ar(
                 loss = window_loss(model, batch, gen, *own) / micro_batches
             loss.backward()
             total += float(loss.detach())
-        sum_gradients(params, ctx)  # each rank holds its share of the global mean
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-        )
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        if sharded:  # the layers' gradients were reduce-scattered in the backward pass
+            sum_gradients(replicated(params), ctx)
+            grad_norm = clip_gradients(params, max_norm)
+        else:
+            sum_gradients(params, ctx)  # each rank holds its share of the global mean
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         opt.step()
+        if sharded:  # EMA and model must both hold their shards (not gathered weights) to average them
+            reshard(model)
+            reshard(ema)
         update_ema(ema, model, cfg.ema_decay if step >= cfg.warmup_steps else 0.0)
         step += 1
         bar.update(1)
-        if log is not None and (step % cfg.log_every == 0 or step == steps):
+        if step % cfg.log_every == 0 or step == steps:
             val = None
-            if val_sampler is not None and cfg.val_windows and (step % cfg.val_every == 0 or step == steps):
+            want_val = (
+                val_sampler is not None and cfg.val_windows and (step % cfg.val_every == 0 or step == steps)
+            )
+            if want_val and (ctx.is_main or sharded):  # a sharded EMA needs every process in its forward
+                assert val_sampler is not None
                 val = validation_loss(ema, val_sampler, cfg.val_windows, cfg.micro_batch, device)
-            log.add(step, loss=total * ctx.world_size, val_loss=val, lr=lr, grad_norm=float(grad_norm),
-                    seconds=time.perf_counter() - started)  # fmt: skip
+            if log is not None:
+                log.add(step, loss=total * ctx.world_size, val_loss=val, lr=lr, grad_norm=grad_norm,
+                        seconds=time.perf_counter() - started)  # fmt: skip
             bar.set_postfix(loss=f"{total * ctx.world_size:.4f}", lr=f"{lr:.2e}")
         if step % cfg.checkpoint_every == 0 or step == steps:
+            states = (
+                ({k: full_state_dict(m) for k, m in modules.items()}, {"model": full_optimizer_state(opt)})
+                if sharded
+                else (modules, {"model": opt})
+            )
             if ctx.is_main:
                 assert log is not None
                 log.save()
-                save_checkpoint(ckpt_dir, step, modules, {"model": opt}, rng, keep=cfg.keep_checkpoints)
+                save_checkpoint(ckpt_dir, step, states[0], states[1], rng, keep=cfg.keep_checkpoints)
                 log.plot(out / "loss.png", title=f"AR training ({cfg.model.backbone.hidden_size}-wide)")
             barrier(ctx)
     bar.close()
     if log is not None:
         log.save()
+    if sharded:  # the returned model is whole, as after a one-process run
+        whole = ARModel(cfg.model)
+        whole.load_state_dict(full_state_dict(ema))
+        ema = whole.to(device).requires_grad_(False)
     if step >= steps and ctx.is_main:
         ema.to("cpu").save_pretrained(out / "model")
     return ema.eval()

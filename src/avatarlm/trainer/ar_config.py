@@ -70,6 +70,10 @@ class ARTrainConfig(ComponentConfig):
     # the share of an own frame's error its "delta" target undoes (ARModel.loss's history_pull): rollouts
     # drift far, and undoing all of it in one step makes targets too large to learn from
     own_history_pull: float = 1.0
+    # Under torchrun: "replicate" keeps the whole model on every process and all-reduces the gradients;
+    # "fsdp" shards the backbone's decoder layers with FSDP2 (`trainer/sharding.py`), for presets whose
+    # weights and optimizer state do not fit one device (`paper`). One process trains the same either way.
+    sharding: str = "replicate"
 
     def validate(self) -> None:
         if isinstance(self.model, dict):
@@ -92,6 +96,8 @@ class ARTrainConfig(ComponentConfig):
             raise ValueError(
                 f"own_history_mode must be one of {OWN_HISTORY_MODES}, got {self.own_history_mode!r}"
             )
+        if self.sharding not in ("replicate", "fsdp"):
+            raise ValueError(f"sharding must be 'replicate' or 'fsdp', got {self.sharding!r}")
         if not 0.0 <= self.contiguous_reference <= 1.0:
             raise ValueError(f"contiguous_reference must be in [0, 1], got {self.contiguous_reference}")
         if self.audio_history_frames is not None and self.audio_history_frames < 0:

@@ -29,8 +29,10 @@ STATE = "state.json"
 TENSORS = "tensors.safetensors"
 
 
-def _split_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
+def _split_optimizer(
+    name: str, opt: torch.optim.Optimizer | Mapping[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict() if isinstance(opt, torch.optim.Optimizer) else opt
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for pid, state in sd["state"].items():
@@ -63,13 +65,14 @@ def _join_optimizer(name: str, tensors: Mapping[str, torch.Tensor], meta: dict[s
 def save_checkpoint(
     directory: str | os.PathLike[str],
     step: int,
-    modules: Mapping[str, nn.Module],
-    optimizers: Mapping[str, torch.optim.Optimizer],
+    modules: Mapping[str, nn.Module | Mapping[str, torch.Tensor]],
+    optimizers: Mapping[str, torch.optim.Optimizer | Mapping[str, Any]],
     rng: np.random.Generator | None = None,
     extra: Mapping[str, Any] | None = None,
     keep: int = 2,
 ) -> Path:
-    """Atomically write checkpoint ``step`` and keep only the newest ``keep`` ones."""
+    """Atomically write checkpoint ``step`` and keep only the newest ``keep`` ones. Modules and optimizers
+    may be given as their state dicts (e.g. gathered from shards)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob(".tmp-*"):
@@ -79,7 +82,7 @@ def save_checkpoint(
     tmp.mkdir()
     tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
     for mod_name, module in modules.items():
-        for key, value in module.state_dict().items():
+        for key, value in (module.state_dict() if isinstance(module, nn.Module) else module).items():
             tensors[f"module.{mod_name}.{key}"] = value
     optim_meta: dict[str, Any] = {}
     for opt_name, opt in optimizers.items():
@@ -103,6 +106,19 @@ def save_checkpoint(
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _optimizer_state(path: Path, name: str, tensors: Mapping[str, torch.Tensor], state: dict[str, Any]):
+    if name not in state["optimizers"]:
+        raise ValueError(f"checkpoint {path} has no optimizer {name!r}")
+    return _join_optimizer(name, tensors, state["optimizers"][name])
+
+
+def read_optimizer_state(path: str | os.PathLike[str], name: str) -> dict[str, Any]:
+    """The state dict of optimizer ``name`` in checkpoint ``path`` (to load after reshaping it)."""
+    path = Path(path)
+    tensors, _ = load_tensors(path / TENSORS)
+    return _optimizer_state(path, name, tensors, read_json(path / STATE))
 
 
 def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:
@@ -136,9 +152,7 @@ def load_checkpoint(
                 f"unexpected {unexpected[:5]}"
             )
     for opt_name, opt in optimizers.items():
-        if opt_name not in state["optimizers"]:
-            raise ValueError(f"checkpoint {path} has no optimizer {opt_name!r}")
-        opt.load_state_dict(_join_optimizer(opt_name, tensors, state["optimizers"][opt_name]))
+        opt.load_state_dict(_optimizer_state(path, opt_name, tensors, state))
     torch.set_rng_state(tensors["rng.torch"].to(torch.uint8))
     if rng is not None and state["numpy_rng"] is not None:
         rng.bit_generator.state = state["numpy_rng"]

@@ -46,10 +46,16 @@ def init_distributed(device: str | torch.device = "cpu") -> DistributedContext:
 
 def sum_gradients(params: Iterable[torch.nn.Parameter], ctx: DistributedContext) -> None:
     """Replace every gradient by its sum over the processes (missing gradients count as zeros), one
-    all-reduce for all of them. Each process's loss must already be its share of the global mean."""
+    all-reduce for all of them. Each process's loss must already be its share of the global mean. A
+    parameter no process has a gradient for keeps none (as in one process: the optimizer skips it)."""
     if ctx.world_size == 1:
         return
     params = list(params)
+    used = torch.tensor([p.grad is not None for p in params], dtype=torch.int32)
+    dist.all_reduce(used)
+    params = [p for p, u in zip(params, used.tolist(), strict=True) if u]
+    if not params:
+        return
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
