@@ -19,3 +19,11 @@ def tiny_dataset(tmp_path_factory):
     )
     synthesize_dataset(cfg, show_progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory):
+    """The ingestion tests' videos (tests/data/ingest_videos.py), made once per session (about 10 s)."""
+    from ingest_videos import make_videos
+
+    return make_videos(tmp_path_factory.mktemp("videos"))

@@ -68,6 +68,23 @@ def add_train_parser(sub: Any) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field"
     )
 
+    character = train.add_parser(
+        "character", help="adapt a pipeline to one person's videos (ingested), with before/after figures"
+    )
+    character.add_argument("--video", action="append", required=True, help="a video of the person (repeat)")
+    character.add_argument(
+        "--eval-video", default=None, help="held-out video for the figures (default: the last of 2+ --video)"
+    )
+    character.add_argument("--model", default=None, help="pipeline to start from (default: the bundled one)")
+    character.add_argument("--out", required=True, help="run folder (a rerun resumes; OUT/pipeline)")
+    character.add_argument(
+        "--ae-steps", type=int, default=300, help="decoder fine-tune steps (0: keep the AE)"
+    )
+    character.add_argument("--ar-steps", type=int, default=300, help="AR fine-tune steps")
+    character.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override an AR config field"
+    )
+
     everything = train.add_parser(
         "all", help="build the default model from nothing: data, autoencoder, latents, AR (resumable)"
     )
@@ -150,6 +167,19 @@ def _train_duplex(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def _train_character(args: argparse.Namespace) -> None:
+    from avatarlm.pipeline.folder import BUNDLED, bundled_pipeline
+    from avatarlm.trainer.character import run_character_training
+
+    init = args.model or bundled_pipeline()
+    if init is None:
+        raise ValueError(f"no --model given and no bundled pipeline at {BUNDLED}")
+    path = run_character_training(
+        init, args.video, args.out, args.ae_steps, args.ar_steps, args.eval_video, _overrides(args.set)
+    )
+    print(f"wrote {path} (figures: {args.out}/character.md)")
+
+
 def _train_all(args: argparse.Namespace) -> None:
     from avatarlm.trainer.train_all import TrainAllPlan, budget_table, result_pipeline, train_all
 
@@ -174,5 +204,6 @@ def _train_all(args: argparse.Namespace) -> None:
 
 def run_train(args: argparse.Namespace) -> None:
     """Run the ``train`` subcommand ``args`` asks for."""
-    commands = {"ae": _train_ae, "ar": _train_ar, "duplex": _train_duplex, "all": _train_all}
+    commands = {"ae": _train_ae, "ar": _train_ar, "duplex": _train_duplex, "all": _train_all,
+                "character": _train_character}  # fmt: skip
     commands[args.train_command](args)

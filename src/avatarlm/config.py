@@ -334,14 +334,16 @@ class AutoencoderConfig(ComponentConfig):
 # Autoencoder training
 # ----------------------------------------------------------------------------------------------------
 
-AE_STAGES = ("spatial", "temporal", "joint")
+AE_STAGES = ("spatial", "temporal", "joint", "decoder")
 
 
 @register_config
 @dataclass
 class AETrainConfig(ComponentConfig):
     """Autoencoder training run. ``stage``: spatial (image-only), temporal (only the temporal layers
-    train, spatial ones frozen), joint (everything trains)."""
+    train, spatial ones frozen), joint (everything trains), decoder (only the decoder trains, from
+    ``init_from``: the encoder and the latent normalisation stay, so latents and AR models made for the
+    init model still fit; how `train character` teaches the decoder one person's face)."""
 
     kind: ClassVar[str] = "ae_train"
     _presets: ClassVar[dict[str, dict[str, Any]]] = {

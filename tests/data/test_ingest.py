@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from ingest_videos import PAD, make_videos
 
 from avatarlm.cli import main
 from avatarlm.data.face_tracker import ENV_VAR, FaceTracker
 from avatarlm.data.ingest import REPORT_NAME, IngestConfig, ingest
 from avatarlm.data.ingest_quality import QualityConfig
 from avatarlm.data.shards import iter_samples, read_index
+from ingest_videos import PAD
 
 BAD = {
     "silent": "silent",
@@ -22,11 +22,6 @@ BAD = {
     "corrupt": "cannot open as a video",
     "truncated": "cannot open as a video",
 }
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    return make_videos(tmp_path_factory.mktemp("videos"))
 
 
 @pytest.fixture(scope="module")

@@ -85,6 +85,22 @@ def test_temporal_stage_trains_only_temporal_layers(tmp_path: Path) -> None:
     assert temporal and any(after[k].abs().sum() > 0 for k in temporal if k.endswith("out.weight"))
 
 
+def test_decoder_stage_keeps_encoder_and_latent_normalisation(tmp_path: Path) -> None:
+    train_autoencoder(config(gan_weight=0.0), clips, tmp_path / "s1", steps=2, progress=False)
+    cfg = config(stage="decoder", init_from=str(tmp_path / "s1" / "model"), gan_weight=0.0)
+    train_autoencoder(cfg, clips, tmp_path / "dec", steps=3, progress=False)
+    before, after = weights(tmp_path / "s1" / "model"), weights(tmp_path / "dec" / "model")
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    stats = [read_json(tmp_path / d / "model" / "config.json") for d in ("s1", "dec")]
+    assert (
+        stats[0]["latent_shift"] == stats[1]["latent_shift"]
+        and stats[0]["latent_scale"] == stats[1]["latent_scale"]
+    )
+    with pytest.raises(ValueError, match="init_from"):
+        train_autoencoder(config(stage="decoder"), clips, tmp_path / "x", steps=1, progress=False)
+
+
 def test_bad_clip_batches_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="uint8"):
         train_autoencoder(

@@ -51,13 +51,15 @@ def learning_rate(cfg: AETrainConfig, step: int, steps: int, final_lr_fraction: 
 def build_model(cfg: AETrainConfig) -> DCAutoencoder:
     """The model a run trains: from ``init_from`` when given (adding temporal layers for stages 2-3),
     else freshly initialised from ``cfg.autoencoder``."""
-    temporal = cfg.stage != "spatial"
+    if cfg.stage == "decoder" and not cfg.init_from:
+        raise ValueError("the decoder stage fine-tunes a trained autoencoder: give init_from")
+    temporal = None if cfg.stage == "decoder" else cfg.stage != "spatial"  # decoder: as the init model
     if cfg.init_from:
         model = DCAutoencoder.from_pretrained(cfg.init_from, temporal=temporal)
         if cfg.autoencoder.mouth_channels:  # a run may give an earlier model mouth channels
             model.config = model.config.replace(mouth_channels=cfg.autoencoder.mouth_channels)
         return model
-    return DCAutoencoder(cfg.autoencoder.replace(temporal=temporal))
+    return DCAutoencoder(cfg.autoencoder.replace(temporal=bool(temporal)))
 
 
 def mouth_channels(cfg: AETrainConfig) -> int:
@@ -78,8 +80,14 @@ def uses_mouth_swap(cfg: AETrainConfig) -> bool:
 
 
 def trainable_parameters(model: DCAutoencoder, stage: str) -> list[torch.nn.Parameter]:
-    """Stage 2 ("temporal") trains only the temporal layers; the others train everything."""
-    params = model.temporal_parameters() if stage == "temporal" else list(model.parameters())
+    """Stage 2 ("temporal") trains only the temporal layers, "decoder" only the decoder; the others train
+    everything."""
+    if stage == "temporal":
+        params = model.temporal_parameters()
+    elif stage == "decoder":
+        params = list(model.decoder.parameters())
+    else:
+        params = list(model.parameters())
     keep = {id(p) for p in params}
     for p in model.parameters():
         p.requires_grad_(id(p) in keep)
@@ -180,7 +188,7 @@ def train_autoencoder(
                 loss, recon, parts = swap_loss(model, x, step)
             x = x[:, :1]  # the faces, what the discriminator compares the reconstructions with
         else:
-            if cfg.stage == "spatial":
+            if cfg.stage == "spatial" or not c.temporal:
                 x = x.reshape(-1, 1, *x.shape[2:])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 recon = model.reconstruct(x)
@@ -209,8 +217,9 @@ def train_autoencoder(
     bar.close()
 
     model.eval()
-    stats_rng = np.random.default_rng(cfg.seed + 1)
-    shift, scale = estimate_latent_stats(model, clips, stats_rng, cfg.latent_stats_batches, device)
-    model.set_latent_stats(shift, scale)
+    if cfg.stage != "decoder":  # the decoder stage keeps the init model's latents, normalisation included
+        stats_rng = np.random.default_rng(cfg.seed + 1)
+        shift, scale = estimate_latent_stats(model, clips, stats_rng, cfg.latent_stats_batches, device)
+        model.set_latent_stats(shift, scale)
     model.save_pretrained(out / "model")
     return model
