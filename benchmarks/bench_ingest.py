@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from math import gcd
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from PIL import Image
-from scipy.signal import resample_poly
 
 from avatarlm.data.clip import ClipSpec, make_clip
 from avatarlm.data.face import FACE_STATE_FIELDS
@@ -28,29 +25,11 @@ from avatarlm.data.ingest import IngestConfig, ingest
 from avatarlm.data.ingest_quality import QualityConfig
 from avatarlm.data.render_sheet import contact_sheet
 from avatarlm.data.shards import iter_samples
-from avatarlm.data.speech.voices import Voice, speak
 from avatarlm.data.splits import split_identities
 from avatarlm.media import write_mp4, write_png
+from photo_footage import moving_shot, speech
 
 FPS = 25.0
-
-
-def speech() -> tuple[np.ndarray, str]:
-    names = ["Front_Center", "Front_Left", "Rear_Right", "Side_Left"]
-    paths = [Path("/usr/share/sounds/alsa") / f"{n}.wav" for n in names]
-    if not all(p.is_file() for p in paths):
-        return np.concatenate(
-            [speak(Voice("espeak", "en", "m3"), n.replace("_", " ")).audio for n in names]
-        ), "espeak"
-    parts = []
-    for p in paths:
-        audio, rate = sf.read(p, dtype="float32", always_2d=True)
-        g = gcd(16_000, rate)
-        parts += [
-            resample_poly(audio.mean(1), 16_000 // g, rate // g).astype(np.float32),
-            np.zeros(3200, np.float32),
-        ]
-    return np.concatenate(parts), "alsa-utils recordings"
 
 
 def synthetic_videos(folder: Path, clips: int, seconds: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -65,25 +44,6 @@ def synthetic_videos(folder: Path, clips: int, seconds: float) -> dict[str, tupl
         write_mp4(folder / f"avatar{i}.mp4", frames, FPS, audio=clip.audio[0])
         truth[f"avatar{i}"] = (clip.truth.face, clip.truth.keypoints * 256 + np.array([left, top]))
     return truth
-
-
-def moving_shot(n: int) -> np.ndarray:
-    """The astronaut photograph as a slow pan and zoom (the camera drifts 110 px and zooms 1.25x)."""
-    from skimage import data
-
-    image = data.astronaut()
-    out = []
-    for t in np.linspace(0.0, 1.0, n):
-        size = int(400 - 80 * t)
-        x, y = int(10 + 110 * t), int(30 * t)
-        out.append(
-            np.asarray(
-                Image.fromarray(image[y : y + size, x : x + size]).resize(
-                    (384, 384), Image.Resampling.LANCZOS
-                )
-            )
-        )
-    return np.stack(out)
 
 
 def main() -> None:

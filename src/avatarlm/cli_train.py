@@ -82,6 +82,9 @@ def add_train_parser(sub: Any) -> None:
     )
     character.add_argument("--ar-steps", type=int, default=300, help="AR fine-tune steps")
     character.add_argument(
+        "--min-lip-sync", type=float, default=0.25, help="ingestion's lip-audio filter (below -1: keep all)"
+    )
+    character.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override an AR config field"
     )
 
@@ -174,9 +177,12 @@ def _train_character(args: argparse.Namespace) -> None:
     init = args.model or bundled_pipeline()
     if init is None:
         raise ValueError(f"no --model given and no bundled pipeline at {BUNDLED}")
+    from avatarlm.data.ingest_quality import QualityConfig
+
     path = run_character_training(
-        init, args.video, args.out, args.ae_steps, args.ar_steps, args.eval_video, _overrides(args.set)
-    )
+        init, args.video, args.out, args.ae_steps, args.ar_steps, args.eval_video, _overrides(args.set),
+        quality=QualityConfig(min_lip_sync=args.min_lip_sync),
+    )  # fmt: skip
     print(f"wrote {path} (figures: {args.out}/character.md)")
 
 

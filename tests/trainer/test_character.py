@@ -10,6 +10,7 @@ import torch
 
 from ar_helpers import random_pipeline_folder
 from avatarlm.cli import main
+from avatarlm.media import read_mp4
 from avatarlm.pipeline.folder import load_pipeline
 from avatarlm.trainer.character import run_character_training
 
@@ -34,6 +35,8 @@ def test_character_fine_tune_writes_a_pipeline_and_before_after_figures(videos, 
         assert len(clips) == 2 and all(c["frames"] == 50 for c in clips)  # both shots, 2 s each
         assert all(np.isfinite(c["reconstruction_psnr"]) and np.isfinite(c["session_psnr"]) for c in clips)
     assert "| autoencoder reconstruction PSNR, dB |" in (out / "character.md").read_text()
+    frames, _ = read_mp4(out / "before_after.mp4")
+    assert frames.shape == (50, 64, 3 * 64, 3)  # footage | before | after
 
 
 def test_character_without_usable_footage_fails_clearly(videos, tmp_path, capsys):

@@ -44,7 +44,10 @@ def generated_lip_sync(frames: np.ndarray, audio: np.ndarray, fps: float, tracke
     return lip_sync(gap, frame_loudness(audio, len(frames), fps))
 
 
-def clip_figures(pipe: Pipeline, sample: Sample, tracker, max_frames: int) -> dict[str, Any]:
+def clip_figures(
+    pipe: Pipeline, sample: Sample, tracker, max_frames: int
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The figures of one clip, and the session's frames."""
     frames = sample.frames[:max_frames]
     n = len(frames)
     fps = float(pipe.fps)
@@ -53,7 +56,7 @@ def clip_figures(pipe: Pipeline, sample: Sample, tracker, max_frames: int) -> di
     generated, _ = stream_clip(pipe, clip, frames[0], n)
     last = max(1, n - int(fps))
     audio = sample.audio["self"][: int(round(n * 16_000 / fps))]
-    return {
+    figures = {
         "key": sample.key,
         "frames": n,
         "reconstruction_psnr": psnr(recon, frames),
@@ -62,15 +65,17 @@ def clip_figures(pipe: Pipeline, sample: Sample, tracker, max_frames: int) -> di
         "lip_sync": generated_lip_sync(generated, audio, fps, tracker),
         "lip_sync_footage": float(sample.meta.get("quality", {}).get("lip_sync", float("nan"))),
     }
+    return figures, generated
 
 
 def character_figures(
     pipe: Pipeline, samples: list[Sample], tracker, max_seconds: float = 10.0
-) -> dict[str, Any]:
-    """Per-clip figures and their means (NaN-aware) over ``samples``."""
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Per-clip figures and their means (NaN-aware) over ``samples``, and the first clip's session."""
     max_frames = max(2, int(round(max_seconds * pipe.fps)))
-    clips = [clip_figures(pipe, s, tracker, max_frames) for s in samples]
+    results = [clip_figures(pipe, s, tracker, max_frames) for s in samples]
+    clips = [figures for figures, _ in results]
     keys = [k for k in clips[0] if k not in ("key", "frames")]
     mean = {k: float(np.nanmean([c[k] for c in clips])) if any(np.isfinite(c[k]) for c in clips) else float("nan")
             for k in keys}  # fmt: skip
-    return {"clips": clips, "mean": mean}
+    return {"clips": clips, "mean": mean}, results[0][1]

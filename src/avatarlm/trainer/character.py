@@ -10,7 +10,8 @@ drift, in a bounded time.
 3. The AR model is fine-tuned on the footage's latents (``ar_steps``, the fine-tuning settings of `train
    duplex`: learning rate 1e-4, short warm-up).
 4. ``OUT/pipeline`` is written, and the same figures (:mod:`avatarlm.eval.character`) are measured for the
-   pipeline before and after: ``OUT/character.json`` and ``OUT/character.md``.
+   pipeline before and after: ``OUT/character.json`` and ``OUT/character.md``, and ``OUT/before_after.mp4``
+   shows the first clip: the footage | a session of the pipeline before | after (with the clip's sound).
 
 Each stage resumes (ingestion by content hash, trainings from their checkpoints), so a rerun after a kill
 goes on where it stopped.
@@ -23,13 +24,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from avatarlm.autoencoder.latent_cache import encode_dataset
 from avatarlm.config import AETrainConfig
 from avatarlm.data.face_tracker import FaceTracker
 from avatarlm.data.ingest import IngestConfig, ingest
+from avatarlm.data.ingest_quality import QualityConfig
 from avatarlm.data.shards import iter_samples
 from avatarlm.eval.character import character_figures
 from avatarlm.io import atomic_write_json
+from avatarlm.media import write_mp4
 from avatarlm.pipeline.folder import load_pipeline, save_pipeline
 from avatarlm.trainer.ae_run import run_ae_training
 from avatarlm.trainer.ar import train_ar, window_sampler
@@ -41,10 +46,17 @@ TAG = "character"
 AE_FINE_TUNE: dict[str, Any] = {"lr": 1e-4, "warmup_steps": 20, "checkpoint_every": 100}
 
 
-def _ingest(videos: Sequence[str], out: Path, size: int, fps: float, split: str, progress: bool) -> Path:
-    report = ingest(
-        list(videos), IngestConfig(out=str(out), size=size, fps=fps, split=split), progress=progress
-    )
+def _ingest(
+    videos: Sequence[str],
+    out: Path,
+    size: int,
+    fps: float,
+    split: str,
+    quality: QualityConfig,
+    progress: bool,
+) -> Path:
+    cfg = IngestConfig(out=str(out), size=size, fps=fps, split=split, quality=quality)
+    report = ingest(list(videos), cfg, progress=progress)
     if not any(e["status"] == "ingested" for e in report["videos"].values()):
         reasons = "; ".join(f"{e['file']}: {e.get('reason')}" for e in report["videos"].values())
         raise ValueError(f"no clip of {', '.join(videos)} could be used ({reasons})")
@@ -73,6 +85,7 @@ def run_character_training(
     overrides: dict[str, Any] | None = None,
     eval_seconds: float = 10.0,
     progress: bool = True,
+    quality: QualityConfig | None = None,
 ) -> Path:
     """Fine-tune pipeline ``init`` on ``videos``; returns ``out/pipeline`` (figures in ``out/character.*``)."""
     if not videos:
@@ -87,8 +100,9 @@ def run_character_training(
     held = [eval_video] if eval_video else list(videos[-1:]) if len(videos) > 1 else []
     train_videos = list(videos) if eval_video or len(videos) == 1 else list(videos[:-1])
     size, fps = ae_cfg.image_height, float(before.fps)
-    footage = _ingest(train_videos, out / "footage", size, fps, "train", progress)
-    held_out = _ingest(held, out / "held_out", size, fps, "test", progress) if held else None
+    quality = quality or QualityConfig()
+    footage = _ingest(train_videos, out / "footage", size, fps, "train", quality, progress)
+    held_out = _ingest(held, out / "held_out", size, fps, "test", quality, progress) if held else None
     for data in filter(None, (footage, held_out)):
         encode_dataset(before.autoencoder, data, TAG, show_progress=progress)
 
@@ -106,10 +120,15 @@ def run_character_training(
 
     samples = list(iter_samples(held_out or footage))
     with FaceTracker() as tracker:
-        figures: dict[str, Any] = {
-            "before": character_figures(before, samples, tracker, eval_seconds),
-            "after": character_figures(load_pipeline(pipeline), samples, tracker, eval_seconds),
-        }
+        figures_before, frames_before = character_figures(before, samples, tracker, eval_seconds)
+        figures_after, frames_after = character_figures(
+            load_pipeline(pipeline), samples, tracker, eval_seconds
+        )
+    figures: dict[str, Any] = {"before": figures_before, "after": figures_after}
+    truth = samples[0].frames[: len(frames_after)]
+    side_by_side = np.concatenate([truth, frames_before, frames_after], axis=2)  # footage | before | after
+    sound = samples[0].audio["self"][: int(round(len(truth) / fps * 16_000))]
+    write_mp4(out / "before_after.mp4", side_by_side, fps, audio=sound)
     figures.update(init=str(init), videos=list(videos), held_out=held, ae_steps=ae_steps, ar_steps=ar_steps)
     atomic_write_json(out / "character.json", figures)
     table = figures_table(figures["before"], figures["after"], seen=not held)
