@@ -57,7 +57,7 @@ def make_videos(folder: Path) -> dict[str, Path]:
     """Every test video, by name."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {name: folder / f"{name}.mp4" for name in
-           ("talking", "photo", "silent", "faceless", "mute", "corrupt", "truncated", "two_shots")}  # fmt: skip
+           ("talking", "photo", "silent", "faceless", "mute", "corrupt", "truncated", "two_shots", "jump")}  # fmt: skip
     frames, clip = synthetic_talking(5, 5.0)
     write_mp4(out["talking"], frames, FPS, audio=clip.audio[0])
     np.savez(folder / "talking_truth.npz", face=clip.truth.face, keypoints=clip.truth.keypoints)
@@ -72,6 +72,11 @@ def make_videos(folder: Path) -> dict[str, Path]:
     out["corrupt"].write_bytes(np.random.default_rng(1).integers(0, 256, 50_000, np.uint8).tobytes())
     data = out["talking"].read_bytes()
     out["truncated"].write_bytes(data[: len(data) // 2])
+    # the camera leaps from one side of a wide frame to the other at frame 62 (same colours: no shot cut)
+    half = len(frames) // 2
+    wide = [np.pad(f, ((0, 0), (0, 352), (0, 0)), mode="edge") for f in frames[:half]]
+    wide += [np.pad(f, ((0, 0), (352, 0), (0, 0)), mode="edge") for f in frames[half:]]
+    write_mp4(out["jump"], wide, FPS, audio=clip.audio[0])
     second, clip2 = synthetic_talking(11, 3.0, seed=4)
     first = frames[: len(second)]
     audio = np.concatenate([clip.audio[0][: len(first) * 640], clip2.audio[0][: len(second) * 640]])

@@ -27,7 +27,7 @@ BAD = {
 @pytest.fixture(scope="module")
 def ingested(videos, tmp_path_factory):
     out = tmp_path_factory.mktemp("ingested")
-    names = ["talking", "photo", *BAD, "two_shots"]
+    names = ["talking", "photo", *BAD, "two_shots", "jump"]
     report = ingest(
         [str(videos[n]) for n in names] + [str(out / "missing.mp4")],
         IngestConfig(out=str(out)),
@@ -102,7 +102,7 @@ def test_missing_file_and_clean_output(ingested):
     assert not list(root.rglob("*.tmp")), "no half-written file is left"
     index = read_index(root)
     assert {s["path"].split("/")[1].split("-")[0] for s in index["shards"]} == {"video"}
-    assert len(index["shards"]) == 2 and index["config"]["source"] == "ingest"
+    assert len(index["shards"]) == 3 and index["config"]["source"] == "ingest"
 
 
 def test_a_shot_cut_splits_the_clips(ingested, videos):
@@ -111,6 +111,13 @@ def test_a_shot_cut_splits_the_clips(ingested, videos):
     first, second = e["clips"]  # two shots of equal length, one clip each, split exactly at the cut
     assert first["start"] == 0.0 and first["end"] == second["start"] > 2.0
     assert second["end"] == 2 * first["end"] and first["kept"] and second["kept"]
+
+
+def test_a_face_that_jumps_across_the_frame_splits_the_clips(ingested, videos):
+    _, report = ingested
+    first, second = entry(report, videos["jump"])["clips"]
+    assert first["start"] == 0.0 and first["end"] == 62 / 25  # the leap is at frame 62 ...
+    assert second["start"] in (62 / 25, 63 / 25)  # ... where the tracker may need a frame to find the face
 
 
 class CountingTracker(FaceTracker):

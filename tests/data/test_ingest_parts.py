@@ -83,3 +83,15 @@ def test_rejection_names_the_first_failed_filter():
     assert "silent" in str(rejection({**good, "audio_db": -70.0}, cfg))
     assert "lips do not follow" in str(rejection({**good, "lip_sync": 0.0}, cfg))
     assert rejection({**good, "lip_sync": 0.0}, QualityConfig(min_lip_sync=-2.0)) is None
+
+
+def test_a_face_that_jumps_to_another_place_is_a_cut():
+    from avatarlm.data.ingest import face_jumps
+
+    mesh = np.zeros((6, 468, 3))
+    mesh[:, 10, 1], mesh[:, 152, 1] = 0.0, 100.0  # forehead-chin length 100 px
+    x = np.array([0.0, 5.0, 10.0, 200.0, 205.0, 210.0])  # the eyes drift, then leap 190 px (another face)
+    mesh[:, 33, 0] = mesh[:, 263, 0] = x
+    assert face_jumps(mesh).tolist() == [False, False, False, True, False, False]
+    mesh[3] = np.nan  # no face in the frame of the leap: the next face is compared with the last one seen
+    assert face_jumps(mesh).tolist() == [False, False, False, False, True, False]

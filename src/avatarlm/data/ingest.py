@@ -1,10 +1,10 @@
 """`avatarlm data ingest`: real talking videos in, dataset shards out, in the synthetic world's format.
 
 For each video: decode it with PyAV (frames on the dataset's clock, sound at 16 kHz mono); split it at shot
-cuts; track the face with the MediaPipe face mesh (:mod:`avatarlm.data.face_tracker`); cut the runs of
-frames with a face into clips of ``min_seconds`` .. ``max_seconds``; crop each clip around the face as the
-synthetic world frames its faces (:mod:`avatarlm.data.ingest_crop`); read the pose (head rotation and the
-world's named keypoints) off the mesh; transcribe English speech with PocketSphinx; and keep the clips that
+cuts; track the face with the MediaPipe face mesh (:mod:`avatarlm.data.face_tracker`), splitting again where
+the tracked face jumps to another person; cut the runs of frames with a face into clips of ``min_seconds``
+.. ``max_seconds``; crop each clip around the face as the synthetic world frames its faces
+(:mod:`avatarlm.data.ingest_crop`); read the pose (head rotation and the world's named keypoints) off the mesh; transcribe English speech with PocketSphinx; and keep the clips that
 pass the quality filters (:mod:`avatarlm.data.ingest_quality`). A video's kept clips go into one shard,
 ``<split>/video-<hash>.tar``; the split is drawn from the file's hash (80/10/10) unless one is given.
 
@@ -36,6 +36,7 @@ from avatarlm.io import atomic_write_json, read_json
 REPORT_NAME = "ingest_report.json"
 FORMAT_VERSION = 1
 POSE_FIELDS = ("yaw", "pitch", "roll")
+JUMP = 0.5  # a face moving more than half its length in one frame is another face
 
 
 @dataclass
@@ -95,6 +96,19 @@ def face_runs(found: np.ndarray, cuts: np.ndarray, min_len: int, max_len: int) -
         parts = -(-(b - a) // max_len)
         edges = np.linspace(a, b, parts + 1).round().astype(int)
         out += [(int(edges[i]), int(edges[i + 1])) for i in range(parts)]
+    return out
+
+
+def face_jumps(points: np.ndarray, limit: float = JUMP) -> np.ndarray:
+    """(N,) flags: the tracked face moved more than ``limit`` of its own length since the frame before —
+    the tracker went over to another person (two people in view), which must not be one clip."""
+    p = np.asarray(points, np.float64)
+    eyes = 0.5 * (p[:, fl.EYE_OUTER[0], :2] + p[:, fl.EYE_OUTER[1], :2])
+    length = ingest_crop.face_length(p)
+    out, last = np.zeros(len(p), bool), None  # compared with the last frame that had a face
+    for k in np.flatnonzero(np.isfinite(eyes[:, 0]) & (length > 0)):
+        out[k] = last is not None and np.linalg.norm(eyes[k] - eyes[last]) > limit * length[k]
+        last = k
     return out
 
 
@@ -192,13 +206,14 @@ def ingest_video(
     found = ~np.isnan(meshes[:, 0, 0])
     if not found.any():
         raise ValueError("no face found")
+    px = fl.to_pixels(meshes, info.height, info.width)
+    cuts |= face_jumps(px)
     min_len, max_len = int(round(cfg.min_seconds * cfg.fps)), int(round(cfg.max_seconds * cfg.fps))
     runs = face_runs(found, cuts, min_len, max_len)
     if not runs:
         raise ValueError(
             f"no shot shows a face for {cfg.min_seconds:g} s (a face in {found.mean():.0%} of frames)"
         )
-    px = fl.to_pixels(meshes, info.height, info.width)
     boxes = [ingest_crop.crop_boxes(px[a:b], cfg.fps, cfg.smooth_s) for a, b in runs]
     crops = crop_clips(path, runs, boxes, cfg.size, cfg.fps)
     per_frame = video_decode.SAMPLE_RATE / cfg.fps
