@@ -32,7 +32,12 @@ def add_train_parser(sub: Any) -> None:
         "--out", required=True, help="run folder (checkpoints; a rerun resumes; model in OUT/model)"
     )
     ae.add_argument("--steps", type=int, required=True, help="total optimiser steps")
-    ae.add_argument("--stage", default="spatial", choices=["spatial", "temporal", "joint"])
+    ae.add_argument(
+        "--stage",
+        default="spatial",
+        choices=["spatial", "temporal", "joint", "decoder"],
+        help="decoder: train only the decoder of --init-from (its latents stay valid for trained AR models)",
+    )
     ae.add_argument("--init-from", default=None, help="model folder of the previous stage")
     ae.add_argument("--batch", type=int, default=16, help="clips per step")
     ae.add_argument("--window", type=int, default=1, help="frames per clip (temporal stages: e.g. 4)")
