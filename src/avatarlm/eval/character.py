@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from avatarlm.data.face_landmarks import lip_gap, to_pixels
-from avatarlm.data.ingest_quality import frame_loudness, lip_sync
+from avatarlm.data.ingest_quality import LAGS, frame_loudness, lip_sync
 from avatarlm.data.shards import Sample
 from avatarlm.eval.ae_quality import reconstruct_clip
 from avatarlm.eval.eval_generate import stream_clip
@@ -26,8 +26,9 @@ from avatarlm.trainer.ar_data import clip_from_sample
 TRACK_SIZE = 256  # generated frames are enlarged to this before the face mesh reads them
 
 
-def generated_lip_sync(frames: np.ndarray, audio: np.ndarray, fps: float, tracker) -> float:
-    """Lip-audio agreement of a (generated) clip; NaN when the face mesh finds no face in half its frames."""
+def generated_lip_sync(frames: np.ndarray, audio: np.ndarray, fps: float, tracker, lags: int = LAGS) -> float:
+    """Lip-audio agreement of a (generated) clip, best within ``lags`` frames; NaN when the face mesh finds no
+    face in half its frames."""
     import cv2
 
     meshes = []
@@ -41,7 +42,7 @@ def generated_lip_sync(frames: np.ndarray, audio: np.ndarray, fps: float, tracke
         return float("nan")
     gap = lip_gap(points)
     gap[~found] = np.nanmean(gap)  # frames without a face carry no lip motion
-    return lip_sync(gap, frame_loudness(audio, len(frames), fps))
+    return lip_sync(gap, frame_loudness(audio, len(frames), fps), lags)
 
 
 def clip_figures(
