@@ -60,7 +60,9 @@ def head_rotation(points: np.ndarray) -> np.ndarray:
     tilts it up, roll > 0 turns it clockwise in the image.
 
     The head's frame is read off the mesh: x from the right eye's outer corner to the left's, y from the chin
-    to the forehead (made orthogonal to x), z their cross product (towards the camera for a frontal face)."""
+    to the forehead (made orthogonal to x), z their cross product (towards the camera for a frontal face).
+    Exact for a turn about one axis; a turn about several is read within a few degrees (the angles of a
+    combined turn depend on their order)."""
     p = np.asarray(points, np.float64)
     x = _unit(p[:, EYE_OUTER[1]] - p[:, EYE_OUTER[0]])
     up = p[:, FOREHEAD] - p[:, CHIN]
