@@ -105,7 +105,7 @@ def main() -> None:
                     f"  {Path(e['file']).name}: {e['status']}, clip {c['start']:.1f}-{c['end']:.1f} s, quality {c['quality']}"
                 )
         for s in iter_samples(folder / "real"):
-            print(f"  {s.key}: yaw/pitch/roll median {np.round(np.median(s.truth['pose'], axis=0), 1).tolist()}, "
+            print(f"  {s.key}: yaw/pitch/roll median {[round(float(v), 1) for v in np.median(s.truth['pose'], axis=0)]}, "
                   f"crop side {np.median(s.truth['crop_box'][:, 2]):.0f} px")  # fmt: skip
             crops += [s.frames[0], s.frames[len(s.frames) // 2]]
         if args.sheet:
