@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("videos", nargs="+", help="video files (anything FFmpeg reads, with sound)")
     ingest.add_argument("--out", required=True, help="dataset folder (created; a rerun resumes)")
     ingest.add_argument("--size", type=int, default=128, help="square crop size in pixels (default: 128)")
-    ingest.add_argument("--fps", type=float, default=25.0)
+    ingest.add_argument("--fps", type=float, default=25.0, help="frame rate of the clips (default: 25)")
     ingest.add_argument(
         "--split", default="auto", help="auto (by the file's hash, 80/10/10), train, val or test"
     )

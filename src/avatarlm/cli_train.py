@@ -83,9 +83,9 @@ def add_train_parser(sub: Any) -> None:
     character.add_argument("--model", default=None, help="pipeline to start from (default: the bundled one)")
     character.add_argument("--out", required=True, help="run folder (a rerun resumes; OUT/pipeline)")
     character.add_argument(
-        "--ae-steps", type=int, default=300, help="decoder fine-tune steps (0: keep the AE)"
+        "--ae-steps", type=int, default=300, help="decoder fine-tune steps (default 300; 0: keep the AE)"
     )
-    character.add_argument("--ar-steps", type=int, default=300, help="AR fine-tune steps")
+    character.add_argument("--ar-steps", type=int, default=300, help="AR fine-tune steps (default 300)")
     character.add_argument(
         "--min-lip-sync", type=float, default=0.25, help="ingestion's lip-audio filter (below -1: keep all)"
     )
