@@ -122,6 +122,17 @@ def test_atomic_writes_leave_no_temp_files(tmp_path: Path) -> None:
         load_tensors(tmp_path / "bad.safetensors")
 
 
+def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
+    import os
+
+    from avatarlm.io import atomic_write_json
+
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    (tmp_path / "b.json").write_text("{}")  # what a plain open() makes under this umask
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == (tmp_path / "b.json").stat().st_mode & 0o777
+    assert os.access(tmp_path / "a.json", os.R_OK)
+
+
 def test_temporal_flag_on_load(tmp_path: Path) -> None:
     model = _model(temporal=True)
     model.save_pretrained(tmp_path / "t")

@@ -31,6 +31,15 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once at import (umask can only be read by setting it)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to a temp file next to ``path``, fsync it, then ``os.replace`` it into place."""
     path = Path(path)
@@ -40,6 +49,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would give
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
