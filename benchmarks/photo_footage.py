@@ -9,16 +9,14 @@ the lip filter off (`--min-lip-sync -2`).
 from __future__ import annotations
 
 import argparse
-from math import gcd
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from PIL import Image
-from scipy.signal import resample_poly
 
 from avatarlm.data.speech.voices import Voice, speak
 from avatarlm.media import write_mp4
+from avatarlm.pipeline.generate import load_audio
 
 FPS = 25.0
 ALSA = ("Front_Center", "Front_Left", "Rear_Right", "Side_Left", "Front_Right", "Rear_Left")
@@ -29,10 +27,7 @@ def speech(seconds: float | None = None) -> tuple[np.ndarray, str]:
     paths = [Path("/usr/share/sounds/alsa") / f"{n}.wav" for n in ALSA]
     parts, source = [], "alsa-utils recordings"
     if all(p.is_file() for p in paths):
-        for p in paths:
-            audio, rate = sf.read(p, dtype="float32", always_2d=True)
-            g = gcd(16_000, rate)
-            parts.append(resample_poly(audio.mean(1), 16_000 // g, rate // g).astype(np.float32))
+        parts = [load_audio(p) for p in paths]
     else:
         parts, source = (
             [speak(Voice("espeak", "en", "m3"), n.replace("_", " ")).audio for n in ALSA],

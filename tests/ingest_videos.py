@@ -5,16 +5,14 @@ espeak sentences where they are missing), a talking synthetic avatar with its gr
 from __future__ import annotations
 
 import os
-from math import gcd
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-from scipy.signal import resample_poly
 
 from avatarlm.data.clip import ClipSpec, make_clip
 from avatarlm.data.speech.voices import Voice, speak
 from avatarlm.media import write_mp4
+from avatarlm.pipeline.generate import load_audio
 
 ALSA_DIR = Path(os.environ.get("AVATARLM_TEST_ALSA_DIR", "/usr/share/sounds/alsa"))
 FPS = 25.0
@@ -25,11 +23,7 @@ def recorded_speech() -> tuple[np.ndarray, str]:
     """About 3 s of speech at 16 kHz: two alsa-utils clips (real recordings), else two espeak sentences."""
     paths = [ALSA_DIR / "Front_Center.wav", ALSA_DIR / "Rear_Right.wav"]
     if all(p.is_file() for p in paths):
-        clips = []
-        for p in paths:
-            audio, rate = sf.read(p, dtype="float32", always_2d=True)
-            g = gcd(16_000, rate)
-            clips.append(resample_poly(audio.mean(1), 16_000 // g, rate // g).astype(np.float32))
+        clips = [load_audio(p) for p in paths]
         source = "alsa-utils recordings"
     else:
         clips = [speak(Voice("espeak", "en", "m3"), t).audio for t in ("Front center.", "Rear right.")]

@@ -176,14 +176,13 @@ def _train_duplex(args: argparse.Namespace) -> None:
 
 
 def _train_character(args: argparse.Namespace) -> None:
+    from avatarlm.data.ingest_quality import QualityConfig
     from avatarlm.pipeline.folder import BUNDLED, bundled_pipeline
     from avatarlm.trainer.character import run_character_training
 
     init = args.model or bundled_pipeline()
     if init is None:
         raise ValueError(f"no --model given and no bundled pipeline at {BUNDLED}")
-    from avatarlm.data.ingest_quality import QualityConfig
-
     path = run_character_training(
         init, args.video, args.out, args.ae_steps, args.ar_steps, args.eval_video, _overrides(args.set),
         quality=QualityConfig(min_lip_sync=args.min_lip_sync),

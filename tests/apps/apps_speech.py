@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
-from scipy.signal import resample_poly
 
 from avatarlm.apps.vad import SAMPLE_RATE, WINDOW
 from avatarlm.data.speech.voices import Voice, speak
+from avatarlm.pipeline.generate import load_audio
 
 ALSA_DIR = Path(os.environ.get("AVATARLM_TEST_ALSA_DIR", "/usr/share/sounds/alsa"))
 ALSA_SPEECH = ("Front_Center", "Front_Left", "Rear_Right", "Side_Left")  # Noise.wav is not speech
@@ -30,12 +28,7 @@ def alsa_clips() -> list[np.ndarray] | None:
     paths = [ALSA_DIR / f"{name}.wav" for name in ALSA_SPEECH]
     if not all(p.is_file() for p in paths):
         return None
-    clips = []
-    for path in paths:
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
-        g = gcd(SAMPLE_RATE, rate)
-        clips.append(resample_poly(audio.mean(1), SAMPLE_RATE // g, rate // g).astype(np.float32))
-    return clips
+    return [load_audio(path) for path in paths]
 
 
 def espeak_clips() -> list[np.ndarray]:

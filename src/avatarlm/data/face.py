@@ -46,3 +46,4 @@ class FaceState:
 
 
 FACE_STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FaceState))
+POSE_FIELDS: tuple[str, ...] = ("yaw", "pitch", "roll")  # the head's rotation: what the pose condition takes

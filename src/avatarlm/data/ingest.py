@@ -15,6 +15,7 @@ video, so a rerun skips the videos it already has (by content hash) and resumes 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
@@ -26,16 +27,23 @@ from tqdm import tqdm
 
 from avatarlm.data import face_landmarks as fl
 from avatarlm.data import ingest_crop, video_decode
-from avatarlm.data.ingest_quality import QualityConfig, frame_loudness, measure, rejection, speaking_flags
+from avatarlm.data.face import POSE_FIELDS
+from avatarlm.data.ingest_quality import (
+    QualityConfig,
+    frame_loudness,
+    measure,
+    rejection,
+    rms_db,
+    speaking_flags,
+)
 from avatarlm.data.instructions import INSTRUCTION_NAMES
 from avatarlm.data.render import KEYPOINT_NAMES
 from avatarlm.data.shards import Sample, ShardWriter, shard_keys, write_index
-from avatarlm.data.splits import SPLITS
+from avatarlm.data.splits import SPLITS, bucket_split
 from avatarlm.io import atomic_write_json, read_json
 
 REPORT_NAME = "ingest_report.json"
 FORMAT_VERSION = 1
-POSE_FIELDS = ("yaw", "pitch", "roll")
 JUMP = 0.5  # a face moving more than half its length in one frame is another face
 
 
@@ -74,8 +82,7 @@ def file_hash(path: Path) -> str:
 
 
 def hash_split(sha: str) -> str:
-    h = int(sha[:8], 16) % 10
-    return "test" if h == 9 else "val" if h == 8 else "train"
+    return bucket_split(int(sha[:8], 16) % 10)
 
 
 def face_runs(found: np.ndarray, cuts: np.ndarray, min_len: int, max_len: int) -> list[tuple[int, int]]:
@@ -143,12 +150,18 @@ def crop_clips(path: Path, runs: list[tuple[int, int]], boxes: list[np.ndarray],
     return [np.stack(c) for c in crops]
 
 
+@functools.cache
+def _recogniser():
+    """One PocketSphinx decoder for the whole run (loading its models takes ~0.3 s; clips are many)."""
+    from avatarlm.apps.asr import PocketSphinxTranscriber
+
+    return PocketSphinxTranscriber()
+
+
 def transcript(audio: np.ndarray, language: str) -> list[dict[str, Any]]:
     if language != "en" or not np.any(audio):
         return []
-    from avatarlm.apps.asr import PocketSphinxTranscriber
-
-    words = PocketSphinxTranscriber().words(audio)
+    words = _recogniser().words(audio)
     if not words:
         return []
     text = " ".join(w for w, _, _ in words)
@@ -197,7 +210,7 @@ def ingest_video(
     """The kept clips of one video and a report line per clip; ValueError (the reason) to skip the video."""
     info = video_decode.probe(path)
     audio, offset = video_decode.read_audio(path)
-    whole_db = 20 * np.log10(max(float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))), 1e-6))
+    whole_db = rms_db(audio)
     if whole_db < cfg.quality.min_audio_db:
         raise ValueError(f"silent ({whole_db:.1f} dB < {cfg.quality.min_audio_db} dB)")
     total = int(info.duration * cfg.fps) if info.duration else None

@@ -32,15 +32,17 @@ class QualityConfig:
                 raise ValueError(f"{name} must be a finite number")
 
 
+def rms_db(audio: np.ndarray, floor: float = 1e-6) -> float:
+    """RMS of ``audio`` in dB full scale, the RMS floored at ``floor`` (empty audio reads the floor)."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+    return 20 * float(np.log10(max(rms, floor)))
+
+
 def frame_loudness(audio: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
     """(n_frames,) RMS of the audio under each video frame in dB full scale (floored at SILENCE_DB)."""
     per = SAMPLE_RATE / fps
-    out = np.full(n_frames, SILENCE_DB, np.float64)
-    for k in range(n_frames):
-        seg = audio[int(round(k * per)) : int(round((k + 1) * per))]
-        if len(seg):
-            out[k] = 20 * np.log10(max(float(np.sqrt(np.mean(np.square(seg, dtype=np.float64)))), 1e-3))
-    return np.maximum(out, SILENCE_DB)
+    segments = (audio[int(round(k * per)) : int(round((k + 1) * per))] for k in range(n_frames))
+    return np.array([rms_db(seg, 10 ** (SILENCE_DB / 20)) for seg in segments], np.float64)
 
 
 def lip_sync(lip_gap: np.ndarray, loudness: np.ndarray, lags: int = LAGS) -> float:
@@ -55,6 +57,11 @@ def lip_sync(lip_gap: np.ndarray, loudness: np.ndarray, lags: int = LAGS) -> flo
             continue
         best = max(best, float(np.corrcoef(a, b)[0, 1]))
     return best
+
+
+def lip_audio_agreement(lip_gap: np.ndarray, audio: np.ndarray, fps: float, lags: int = LAGS) -> float:
+    """:func:`lip_sync` of a clip's lip gap (one value per frame) with its audio's per-frame loudness."""
+    return lip_sync(lip_gap, frame_loudness(audio, len(lip_gap), fps), lags)
 
 
 def sharpness(crops: np.ndarray) -> float:
@@ -75,13 +82,11 @@ def speaking_flags(loudness: np.ndarray, floor_db: float = 30.0) -> np.ndarray:
 def measure(
     face_px: float, crops: np.ndarray, audio: np.ndarray, lip_gap: np.ndarray, fps: float
 ) -> dict[str, float]:
-    loud = frame_loudness(audio, len(crops), fps)
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
     return {
         "face_px": round(float(face_px), 1),
         "sharpness": round(sharpness(crops), 2),
-        "audio_db": round(20 * float(np.log10(max(rms, 1e-6))), 2),
-        "lip_sync": round(lip_sync(lip_gap, loud), 3),
+        "audio_db": round(rms_db(audio), 2),
+        "lip_sync": round(lip_audio_agreement(lip_gap, audio, fps), 3),
     }
 
 

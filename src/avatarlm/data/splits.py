@@ -9,10 +9,16 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 TEST_ONLY_LANGUAGES: tuple[str, ...] = ("el", "sw")
 
 
+def bucket_split(bucket: int) -> str:
+    """The split of a stable hash bucket 0..9: 8 and 9 are val and test (10 % each), the rest train."""
+    return "test" if bucket == 9 else "val" if bucket == 8 else "train"
+
+
 def identity_split(identity_seed: int) -> str:
     """Every identity belongs to exactly one split: 80 % train, 10 % val, 10 % test, by a stable hash."""
-    h = int.from_bytes(hashlib.sha256(f"identity:{identity_seed}".encode()).digest()[:4], "little") % 10
-    return "test" if h == 9 else "val" if h == 8 else "train"
+    return bucket_split(
+        int.from_bytes(hashlib.sha256(f"identity:{identity_seed}".encode()).digest()[:4], "little") % 10
+    )
 
 
 def language_allowed(language: str, split: str) -> bool:

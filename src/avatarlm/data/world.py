@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from avatarlm.data.shards import Sample, ShardWriter, sidecar_path, write_index
-from avatarlm.data.splits import SPLITS
+from avatarlm.data.splits import SPLITS, bucket_split
 from avatarlm.data.world_envs import WorldEnv, env_class, make_env, require_package
 from avatarlm.data.world_policy import ExplorationConfig, exploration_actions
 
@@ -85,8 +85,7 @@ def episode_seed(dataset_seed: int, n: int) -> int:
 
 def episode_split(seed: int) -> str:
     """80 % train, 10 % val, 10 % test by a stable hash of the episode seed."""
-    h = _hash31(f"episode-split:{seed}") % 10
-    return "test" if h == 9 else "val" if h == 8 else "train"
+    return bucket_split(_hash31(f"episode-split:{seed}") % 10)
 
 
 @dataclass(frozen=True)

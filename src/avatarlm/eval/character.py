@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from avatarlm.data.face_landmarks import lip_gap, to_pixels
-from avatarlm.data.ingest_quality import LAGS, frame_loudness, lip_sync
+from avatarlm.data.face_landmarks import POINTS, lip_gap, to_pixels
+from avatarlm.data.ingest_quality import LAGS, lip_audio_agreement
 from avatarlm.data.shards import Sample
 from avatarlm.eval.ae_quality import reconstruct_clip
 from avatarlm.eval.eval_generate import stream_clip
@@ -35,14 +35,14 @@ def generated_lip_sync(frames: np.ndarray, audio: np.ndarray, fps: float, tracke
     for i, f in enumerate(frames):
         big = cv2.resize(f, (TRACK_SIZE, TRACK_SIZE), interpolation=cv2.INTER_CUBIC)
         mesh = tracker.track(big, reset=i == 0)
-        meshes.append(np.full((468, 3), np.nan, np.float32) if mesh is None else mesh)
+        meshes.append(np.full((POINTS, 3), np.nan, np.float32) if mesh is None else mesh)
     points = to_pixels(np.stack(meshes), TRACK_SIZE, TRACK_SIZE)
     found = ~np.isnan(points[:, 0, 0])
     if found.mean() < 0.5:
         return float("nan")
     gap = lip_gap(points)
     gap[~found] = np.nanmean(gap)  # frames without a face carry no lip motion
-    return lip_sync(gap, frame_loudness(audio, len(frames), fps), lags)
+    return lip_audio_agreement(gap, audio, fps, lags)
 
 
 def clip_figures(

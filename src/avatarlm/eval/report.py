@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from avatarlm.autoencoder.loss import ssim
-from avatarlm.data.face import FACE_STATE_FIELDS
+from avatarlm.data.face import FACE_STATE_FIELDS, POSE_FIELDS
 from avatarlm.eval.ae_quality import reconstruct_clip, to_tensor
 from avatarlm.eval.clip_metrics import (
     audio_envelope,
@@ -48,7 +48,6 @@ from avatarlm.eval.lipsync import lagged_correlations
 from avatarlm.eval.pixel_probe import PixelProbe, state_targets, unscale
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.session import SessionConfig
-from avatarlm.trainer.ar_data import POSE_FIELDS
 
 SOURCES = ("generated", "ceiling", "floor", "truth")  # truth: the probe's own reading of the true frames
 DEGRADATIONS = (("blur", 1.0), ("blur", 2.0), ("noise", 8.0), ("noise", 16.0))

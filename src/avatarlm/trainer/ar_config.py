@@ -71,8 +71,9 @@ class ARTrainConfig(ComponentConfig):
     # drift far, and undoing all of it in one step makes targets too large to learn from
     own_history_pull: float = 1.0
     # Under torchrun: "replicate" keeps the whole model on every process and all-reduces the gradients;
-    # "fsdp" shards the backbone's decoder layers with FSDP2 (`trainer/sharding.py`), for presets whose
-    # weights and optimizer state do not fit one device (`paper`). One process trains the same either way.
+    # "fsdp" shards the backbone's decoder layers and the head's blocks with FSDP2 (`trainer/sharding.py`),
+    # for presets whose weights and optimizer state do not fit one device (`paper`). One process trains the
+    # same either way.
     sharding: str = "replicate"
 
     def validate(self) -> None:

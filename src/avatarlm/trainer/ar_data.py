@@ -26,11 +26,10 @@ from tqdm import tqdm
 from avatarlm.autoencoder.latent_cache import load_latents
 from avatarlm.autoencoder.tokens import grid_to_tokens
 from avatarlm.conditions.projector import ConditionBatch
-from avatarlm.data.face import FACE_STATE_FIELDS
+from avatarlm.data.face import FACE_STATE_FIELDS, POSE_FIELDS
 from avatarlm.data.instructions import INSTRUCTIONS
 from avatarlm.data.shards import Sample, iter_samples, read_index
 
-POSE_FIELDS = ("yaw", "pitch", "roll")
 INSTRUCTION_TEXT = {name: text for text, name in INSTRUCTIONS.items()}
 AUDIO_STREAMS = ("self", "partner")
 
