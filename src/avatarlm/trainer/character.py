@@ -33,7 +33,7 @@ from avatarlm.data.ingest import IngestConfig, ingest
 from avatarlm.data.ingest_quality import QualityConfig
 from avatarlm.data.shards import iter_samples
 from avatarlm.eval.character import character_figures
-from avatarlm.io import atomic_write_json
+from avatarlm.io import atomic_write_bytes, atomic_write_json
 from avatarlm.media import write_mp4
 from avatarlm.pipeline.folder import load_pipeline, save_pipeline
 from avatarlm.trainer.ae_run import run_ae_training
@@ -132,7 +132,7 @@ def run_character_training(
     figures.update(init=str(init), videos=list(videos), held_out=held, ae_steps=ae_steps, ar_steps=ar_steps)
     atomic_write_json(out / "character.json", figures)
     table = figures_table(figures["before"], figures["after"], seen=not held)
-    (out / "character.md").write_text(table + "\n")
+    atomic_write_bytes(out / "character.md", (table + "\n").encode())
     if progress:
         print(table)
     return pipeline
