@@ -72,6 +72,9 @@ def paced_run(pipe: Pipeline, seconds: float, config: SessionConfig, chunk_ms: i
         session.push_audio(audio[i : i + step])
         for _ in session.frames():
             pass
+    session.flush()  # the last chunk (models with chunks of n frames) and the look-ahead
+    for _ in session.frames():
+        pass
     fps = session.fps
     compute = [t.compute for t in session.timings]
     lip = [t.done - (start + t.index / fps) for t in session.timings]

@@ -169,8 +169,9 @@ class Backbone(nn.Module):
         super().__init__()
         self.config = config
         self.model = Qwen2Model(config.to_qwen_config())
-        if config.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+        if config.gradient_checkpointing:  # the method's newer name, where transformers has it
+            enable = getattr(self.model, "activation_checkpointing_enable", None)
+            (enable or self.model.gradient_checkpointing_enable)()
 
     @classmethod
     def on_meta(cls, config: BackboneConfig) -> Backbone:

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     face.add_argument("--identity", type=int, default=None, help="synthetic identity seed (default: 0)")
     face.add_argument("--image", help="reference image of the face")
     gen.add_argument("--seed", type=int, default=0, help="noise seed of the session")
+    gen.add_argument("--device", default="cpu", help="where the models run: cpu (default) or cuda")
     gen.add_argument(
         "--lip-strength",
         type=float,
@@ -167,7 +168,7 @@ def _generate(args: argparse.Namespace) -> None:
     from avatarlm.pipeline.session import SessionConfig
 
     check_mp4_path(args.out)
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, args.device)
     audio = load_audio(args.audio) if args.audio else speak_text(args.text, args.lang)
     partner = load_audio(args.partner_audio) if args.partner_audio else None
     instructions = parse_instructions(args.instructions) if args.instructions else None

@@ -82,3 +82,28 @@ def test_the_bundled_pipeline_is_small_fp16_on_disk_and_loads_in_fp32():
     assert pipe.model.config.conditions.audio_streams == 2  # duplex: it hears its partner
     tensors = [*pipe.model.state_dict().values(), *pipe.autoencoder.state_dict().values()]
     assert all(t.dtype == torch.float32 for t in tensors if t.is_floating_point())
+
+
+def test_load_pipeline_onto_a_device_checks_it(ae_folder, tmp_path, monkeypatch):
+    folder = save_pipeline(tmp_path / "pipe", ae_folder, ARModel(ar_config()), "test")
+    pipe = load_pipeline(folder, "cpu")
+    assert pipe.device == torch.device("cpu") and next(pipe.autoencoder.parameters()).device.type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="cuda: no CUDA device is available"):
+        load_pipeline(folder, "cuda")
+    with pytest.raises(ValueError, match="not a device"):
+        load_pipeline(folder, "gpu0")
+    with pytest.raises(ValueError, match="sessions run on cpu or cuda"):
+        load_pipeline(folder, "meta")
+
+
+def test_generate_on_a_missing_gpu_is_one_clear_error(ae_folder, tmp_path, monkeypatch, capsys):
+    from avatarlm.cli import main
+
+    folder = save_pipeline(tmp_path / "pipe", ae_folder, ARModel(ar_config()), "test")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "clip.mp4"
+    args = ["generate", "--model", str(folder), "--text", "hello", "--identity", "3", "--out", str(out)]
+    assert main([*args, "--device", "cuda"]) == 2
+    assert "--device cuda: no CUDA device is available" in capsys.readouterr().err
+    assert not out.exists()

@@ -38,6 +38,11 @@ class Pipeline:
     def fps(self) -> int:
         return int(self.info["fps"])
 
+    @property
+    def device(self) -> torch.device:
+        """Where the models' weights are (a session runs there)."""
+        return next(self.model.parameters()).device
+
 
 def check_compatible(ae: DCAutoencoder, ar: ARModel) -> None:
     """The AR model must predict the autoencoder's latents: same channels and tokens per frame, and the
@@ -125,8 +130,25 @@ def bundled_pipeline() -> Path | None:
     return BUNDLED if (BUNDLED / PIPELINE_JSON).is_file() else None
 
 
-def load_pipeline(folder: str | os.PathLike[str] | None = None) -> Pipeline:
-    """Load and cross-check a pipeline folder (fp32, eval mode); None: the bundled ``models/tiny``."""
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device, with one clear error where it names a GPU this machine lacks."""
+    try:
+        out = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"--device {device}: not a device (cpu, cuda, cuda:1, ...)") from err
+    if out.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available")
+    if out.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device}: sessions run on cpu or cuda")
+    return out
+
+
+def load_pipeline(
+    folder: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu"
+) -> Pipeline:
+    """Load and cross-check a pipeline folder (fp32, eval mode) onto ``device``; None: the bundled
+    ``models/tiny``."""
+    device = check_device(device)
     if folder is None:
         folder = bundled_pipeline()
         if folder is None:
@@ -145,4 +167,4 @@ def load_pipeline(folder: str | os.PathLike[str] | None = None) -> Pipeline:
     check_compatible(ae, ar)
     if pipeline_info(ae, ar, info.get("preset", ""))["tokens_per_frame"] != info.get("tokens_per_frame"):
         raise ValueError(f"{path} says {info.get('tokens_per_frame')} tokens per frame; the models disagree")
-    return Pipeline(ae.eval(), ar, info)
+    return Pipeline(ae.eval().to(device), ar.to(device), info)

@@ -63,7 +63,7 @@ def decode_frame(ae: DCAutoencoder, tokens: torch.Tensor, cache: AutoencoderCach
     grid = tokens_to_grid(tokens, h, w)
     assert isinstance(grid, torch.Tensor)
     x = ae.decode_step(grid[None], cache)[0]  # (3, H, W) in [-1, 1]
-    return x.permute(1, 2, 0).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    return x.permute(1, 2, 0).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
 @torch.no_grad()
@@ -83,7 +83,8 @@ def encode_reference(ae: DCAutoencoder, image: np.ndarray) -> torch.Tensor:
             f"reference image must be uint8 ({c.image_height}, {c.image_width}, 3), got {image.dtype} "
             f"{image.shape}"
         )
-    x = torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1)[None, None]
+    device = next(ae.parameters()).device
+    x = torch.from_numpy(image).to(device).permute(2, 0, 1).float().div(127.5).sub(1)[None, None]
     z = ae.encode(x, ae.new_cache())[0, 0]
     tokens = grid_to_tokens(z)
     assert isinstance(tokens, torch.Tensor)

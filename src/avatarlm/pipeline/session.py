@@ -162,6 +162,8 @@ class StreamingSession:
         rows = 2 if self.config.guided else 1
         self._state = model.start(self.reference[None].expand(rows, -1, -1), seed=self.config.seed)
         self._decode_cache = pipe.autoencoder.eval().new_cache()
+        cuda = pipe.device.type == "cuda"  # GPU work is asynchronous: wait for it to time each stage
+        self._sync = (lambda: torch.cuda.synchronize(pipe.device)) if cuda else (lambda: None)
         self._pending_reference = True
         self.frames_out = 0
         self.timings: list[FrameTiming] = []
@@ -297,11 +299,14 @@ class StreamingSession:
             self._inside -= 1
         else:
             cond, ready = self._chunk_conditions()
+        self._sync()
         t1 = time.perf_counter()
         latent = self._step(self._state, cond, guidance=guidance)[0]
         index = self._state.frame
+        self._sync()
         t2 = time.perf_counter()
         self._roll(cond, latent)
+        self._sync()
         t3 = time.perf_counter()
         frame = self._decode(latent)
         done = time.perf_counter()

@@ -7,11 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.model import ARModel
-from avatarlm.pipeline.folder import check_compatible, save_pipeline
+from avatarlm.pipeline.folder import check_compatible, check_device, save_pipeline
 from avatarlm.trainer.ar import train_ar, window_sampler
 from avatarlm.trainer.ar_config import ARTrainConfig
 from avatarlm.trainer.ar_data import load_ar_clips
@@ -30,8 +28,7 @@ def run_ar_training(
     progress: bool = True,
 ) -> Path | None:
     """Train and write ``out/pipeline``; returns its path (None on processes other than the first)."""
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available")
+    check_device(device)
     ae = DCAutoencoder.from_pretrained(ae_folder)
     # the autoencoder says which channels hold the mouth (ARConfig.mouth_loss_weight weighs them)
     mouth = {"model.mouth_channels": ae.config.mouth_channels} if ae.config.mouth_channels else {}

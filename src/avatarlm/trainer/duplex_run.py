@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from avatarlm.io import atomic_write_json, read_json
 from avatarlm.model import ARModel
-from avatarlm.pipeline.folder import load_pipeline, save_pipeline
+from avatarlm.pipeline.folder import check_device, load_pipeline, save_pipeline
 from avatarlm.trainer.ar import train_ar, window_sampler
 from avatarlm.trainer.ar_config import ARTrainConfig
 from avatarlm.trainer.ar_data import ARClip, WindowSampler, load_ar_clips
@@ -136,8 +135,7 @@ def run_duplex_training(
     processes other than the first, or when ``stop_after`` steps (tests of resume) ended it early)."""
     if steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available")
+    check_device(device)
     init, data, out = Path(init), Path(data), Path(out)
     if not init.is_dir():
         raise ValueError(f"--init {init}: no such pipeline folder")
