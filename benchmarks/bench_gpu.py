@@ -37,11 +37,13 @@ from avatarlm.trainer.loss_log import LossLog
 from bench_streaming import paced_run, speech_like, unpaced_rtf
 from scaling_systems import System, systems
 
+MODES = ("fp32", "bf16", "fp32+graphs")  # eager fp32; eager under bf16 autocast; the head as CUDA graphs
 
-def precision_context(device: torch.device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+def mode_context(device: torch.device, mode: str):
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
+    return torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16" else nullcontext()
 
 
 def build_pipeline(system: System, device: torch.device) -> Pipeline:
@@ -67,10 +69,11 @@ def ms(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000, q))
 
 
-def streaming(pipe: Pipeline, system: System, seconds: float, precision: str) -> dict:
+def streaming(pipe: Pipeline, system: System, seconds: float, mode: str) -> dict:
     device = pipe.device
-    config = SessionConfig(window_frames=system.window_frames, evict_frames=system.evict_frames)
-    with precision_context(device, precision), torch.no_grad():
+    config = SessionConfig(window_frames=system.window_frames, evict_frames=system.evict_frames,
+                           cuda_graphs=mode.endswith("+graphs"))  # fmt: skip
+    with mode_context(device, mode), torch.no_grad():
         unpaced_rtf(pipe, min(seconds, 1.0), config)  # warm-up: kernels, allocator, autotuning
         reset_memory(device)
         rtf = unpaced_rtf(pipe, seconds, config)
@@ -138,7 +141,7 @@ def main() -> None:
     p.add_argument(
         "--systems", default="tiny,small,paper", help="comma-separated: tiny, small, small/f32, paper"
     )
-    p.add_argument("--precisions", default="fp32,bf16", help="streaming precisions: fp32, bf16 (autocast)")
+    p.add_argument("--modes", default=",".join(MODES), help="streaming modes: " + ", ".join(MODES))
     p.add_argument("--seconds", type=float, default=8.0, help="audio per streaming run")
     p.add_argument("--train-system", default="paper", help="system of the training steps ('' for none)")
     p.add_argument("--train-steps", type=int, default=4)
@@ -162,21 +165,21 @@ def main() -> None:
     result: dict = {"device": card, "torch": torch.__version__, "streaming": {}, "training": None}
     print(f"device: {card}; torch {torch.__version__}")
     print(f"\nstreaming, {args.seconds:g} s of speech-like audio, eager, random weights")
-    print(f"{'system':<10} {'prec':<5} {'RTF':>6} {'compute p50/p95 ms':>19} {'audio-to-lip p50/p95':>21} "
+    print(f"{'system':<10} {'mode':<11} {'RTF':>6} {'compute p50/p95 ms':>19} {'audio-to-lip p50/p95':>21} "
           f"{'backbone+head':>13} {'decode':>7} {'GiB':>6}")  # fmt: skip
     for name in names:
         pipe = build_pipeline(by_name[name], device)
-        for precision in args.precisions.split(","):
+        for mode in args.modes.split(","):
             try:
-                r = streaming(pipe, by_name[name], args.seconds, precision)
+                r = streaming(pipe, by_name[name], args.seconds, mode)
             except Exception as err:  # one failing row must not lose the others
-                print(f"{name:<10} {precision:<5} failed: {type(err).__name__}: {err}")
-                result["streaming"][f"{name}/{precision}"] = {"error": repr(err)}
+                print(f"{name:<10} {mode:<11} failed: {type(err).__name__}: {err}")
+                result["streaming"][f"{name}/{mode}"] = {"error": repr(err)}
                 continue
-            result["streaming"][f"{name}/{precision}"] = r
+            result["streaming"][f"{name}/{mode}"] = r
             c, lip, st = r["compute_ms"], r["audio_to_lip_ms"], r["stages_ms"]
             mem = f"{r['peak_gib']:6.2f}" if r["peak_gib"] is not None else "     -"
-            print(f"{name:<10} {precision:<5} {r['real_time_factor']:6.2f} {c['p50']:9.1f} {c['p95']:9.1f} "
+            print(f"{name:<10} {mode:<11} {r['real_time_factor']:6.2f} {c['p50']:9.1f} {c['p95']:9.1f} "
                   f"{lip['p50']:10.1f} {lip['p95']:10.1f} {st['backbone+head']:13.1f} {st['decode']:7.1f} {mem}")  # fmt: skip
         del pipe
         if device.type == "cuda":

@@ -24,6 +24,7 @@ from avatarlm.backbone import Backbone
 from avatarlm.conditions.projector import ConditionBatch, ConditionEncoder
 from avatarlm.generation import GenerationState, StepInput, frame_generator, group_indices, keyed_generator
 from avatarlm.head import build_head
+from avatarlm.head.graphed import GraphedSampler
 from avatarlm.head.layers import TimestepEmbedding
 from avatarlm.io import load_pretrained, save_model_folder
 from avatarlm.sequence import SequenceLayout, build_layout, frame_causal_mask
@@ -44,6 +45,7 @@ class ARModel(nn.Module):
         self.conditions = ConditionEncoder(config.conditions)
         self.backbone = Backbone(config.backbone)
         self.head = build_head(config.head)
+        self._graphed: GraphedSampler | None = None  # see use_cuda_graphs
         self.latent_proj = nn.Linear(config.latent_channels, d)
         self.slot_embedding = nn.Parameter(0.02 * torch.randn(config.tokens_per_frame, d))
         self.sigma_embedding = TimestepEmbedding(d, config.sigma_frequency_dim)
@@ -283,14 +285,26 @@ class ARModel(nn.Module):
             conds = [hidden[i][:1] if g is not None else hidden[i] for i in group]
             noise = torch.cat([self._head_noise(states[i], c) for i, c in zip(group, conds, strict=True)])
             free = None if g is None else torch.cat([hidden[i][1:] for i in group])
-            drawn = self.head.sample(
-                torch.cat(conds), noise=noise, unconditional=free, guidance=1.0 if g is None else g
-            )
+            drawn = self._sample_head(torch.cat(conds), noise, free, 1.0 if g is None else g)
             for i, x in zip(group, drawn.split([c.shape[0] for c in conds]), strict=True):
                 samples[i] = x
         return [
             self._finish_step(states[i], steps[i], hidden[i], sample=samples[i]) for i in range(len(states))
         ]
+
+    def use_cuda_graphs(self, enabled: bool = True) -> None:
+        """Sample the head through CUDA graphs (``head/graphed.py``: one launch instead of hundreds per
+        frame) in :meth:`step` and :meth:`step_many`, for CUDA tensors outside autocast; the CPU and autocast
+        keep the plain loop. For inference: the graphs hold the weight tensors of the time they were recorded."""
+        self._graphed = GraphedSampler(self.head) if enabled else None
+
+    def _sample_head(
+        self, cond: torch.Tensor, noise: torch.Tensor, free: torch.Tensor | None, guidance: float
+    ) -> torch.Tensor:
+        graphed = self._graphed
+        if graphed is not None and cond.is_cuda and not torch.is_autocast_enabled("cuda"):
+            return graphed(cond, noise, free, guidance)
+        return self.head.sample(cond, noise=noise, unconditional=free, guidance=guidance)
 
     def _head_noise(self, state: GenerationState, cond: torch.Tensor) -> torch.Tensor:
         """The head's starting noise for the frame ``state`` samples next (keyed by its seed and index, so
@@ -359,10 +373,11 @@ class ARModel(nn.Module):
         if sample is None:
             g = step.guidance
             cond, free = (hidden, None) if g is None else (hidden[:1], hidden[1:])
-            noise = self._head_noise(state, cond) if generator is None else None
-            sample = self.head.sample(
-                cond, generator=generator, noise=noise, unconditional=free, guidance=1.0 if g is None else g
-            )
+            guidance = 1.0 if g is None else g
+            if generator is None:
+                sample = self._sample_head(cond, self._head_noise(state, cond), free, guidance)
+            else:
+                sample = self.head.sample(cond, generator=generator, unconditional=free, guidance=guidance)
         if step.guidance is not None:
             sample = sample.expand(2, -1, -1)
         nxt = sample

@@ -47,6 +47,7 @@ class SessionConfig:
     lip_strength: float = 1.0  # classifier-free guidance on the audio: > 1 follows the sound harder
     grace_seconds: float = 0.2  # live sessions: audio this late is taken as silence (see advance())
     roll: str = "rotate"  # "rotate": drop + re-rotate cached keys, no pass; "reencode": the training layout
+    cuda_graphs: bool = True  # on a GPU, replay the head's sampling as CUDA graphs (ARModel.use_cuda_graphs)
 
     def __post_init__(self) -> None:
         if self.window_frames < 2:
@@ -163,6 +164,8 @@ class StreamingSession:
         self._state = model.start(self.reference[None].expand(rows, -1, -1), seed=self.config.seed)
         self._decode_cache = pipe.autoencoder.eval().new_cache()
         cuda = pipe.device.type == "cuda"  # GPU work is asynchronous: wait for it to time each stage
+        if cuda and self.config.cuda_graphs != (model._graphed is not None):
+            model.use_cuda_graphs(self.config.cuda_graphs)
         self._sync = (lambda: torch.cuda.synchronize(pipe.device)) if cuda else (lambda: None)
         self._pending_reference = True
         self.frames_out = 0
