@@ -8,7 +8,9 @@ under bf16 autocast, and training steps of the real AR trainer (tokens per secon
 Weights are random (speed does not depend on them); the systems are ``scaling_systems.systems()``: the
 bundled model's shape, `small` (8x512 backbone, f64 autoencoder at 256x256) and `paper` (Qwen2.5-3B-sized
 36x2048 backbone, 16x1024 transformer head, 128-channel f64 autoencoder at 384x640, chunks of 6 frames).
-Models are built on the device itself. The streaming session runs eagerly (no CUDA graphs, no compile).
+Models are built on the device itself. Modes: fp32 and bf16 (autocast) run eagerly; `+graphs` replays the
+backbone's steps and the head's sampling as CUDA graphs (the session's default on a GPU), `tf32` lets fp32
+matrix products use the tensor cores. The autoencoder's decode runs eagerly in every mode.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import argparse
 import json
 import tempfile
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,13 +40,22 @@ from avatarlm.trainer.loss_log import LossLog
 from bench_streaming import paced_run, speech_like, unpaced_rtf
 from scaling_systems import System, systems
 
-MODES = ("fp32", "bf16", "fp32+graphs")  # eager fp32; eager under bf16 autocast; the head as CUDA graphs
+# eager fp32; eager under bf16 autocast; backbone steps and head sampling as CUDA graphs, in fp32 and with
+# fp32 matrix products on the tensor cores (TF32)
+MODES = ("fp32", "bf16", "fp32+graphs", "tf32+graphs")
 
 
-def mode_context(device: torch.device, mode: str):
+@contextmanager
+def mode_context(device: torch.device, mode: str) -> Iterator[None]:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
-    return torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16" else nullcontext()
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = mode.startswith("tf32")
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16" else nullcontext():
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 def build_pipeline(system: System, device: torch.device) -> Pipeline:
@@ -164,7 +176,7 @@ def main() -> None:
     )
     result: dict = {"device": card, "torch": torch.__version__, "streaming": {}, "training": None}
     print(f"device: {card}; torch {torch.__version__}")
-    print(f"\nstreaming, {args.seconds:g} s of speech-like audio, eager, random weights")
+    print(f"\nstreaming, {args.seconds:g} s of speech-like audio, random weights")
     print(f"{'system':<10} {'mode':<11} {'RTF':>6} {'compute p50/p95 ms':>19} {'audio-to-lip p50/p95':>21} "
           f"{'backbone+head':>13} {'decode':>7} {'GiB':>6}")  # fmt: skip
     for name in names:

@@ -13,7 +13,7 @@ not used and kept at one row, so a 3B backbone carries no 0.3B vocabulary;
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -153,6 +153,12 @@ class KVCache:
                 self.keys[i] = torch.cat([k[:, :, :start], k[:, :, stop:]], dim=2)
                 self.values[i] = torch.cat([v[:, :, :start], v[:, :, stop:]], dim=2)
 
+    def rotate_from(self, start: int, rotate: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Replace the keys of tokens [start, length) by ``rotate(keys)`` (a window roll's re-rotation)."""
+        for i, k in enumerate(self.keys):
+            if k is not None:
+                self.keys[i] = torch.cat([k[:, :, :start], rotate(k[:, :, start:])], dim=2)
+
     def crop(self, length: int) -> None:
         """Keep only the first ``length`` tokens."""
         if not 0 <= length <= self.length:
@@ -234,6 +240,10 @@ class Backbone(nn.Module):
         ]
         x = torch.cat(list(new_embeds))
         b, n, _ = x.shape
+        if any(getattr(c, "static", False) for c in caches):
+            if runs > 1:
+                raise ValueError("caches in fixed buffers (CUDA graphs) step one run at a time")
+            return [caches[0].step(self, x, positions[0], masks[0])]  # type: ignore[attr-defined]
         starts = [sum(rows[:i]) for i in range(len(rows))]
         bounds = [(lo, lo + r) for lo, r in zip(starts, rows, strict=True)]
         if runs == 1:  # the single-session hot path: no padding
@@ -243,8 +253,31 @@ class Backbone(nn.Module):
             for (lo, hi), length, mask in zip(bounds, lengths, masks, strict=True):
                 full[lo:hi, :, :, :length] = mask[..., :length].to(x.dtype)
                 full[lo:hi, :, :, longest:] = mask[..., length:].to(x.dtype)
+
+        def attend(i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+            stored = [
+                cache.append(i, k[lo:hi], v[lo:hi]) for (lo, hi), cache in zip(bounds, caches, strict=True)
+            ]
+            keys = _pad_runs([kv[0] for kv in stored], bounds, lengths, longest)
+            values = _pad_runs([kv[1] for kv in stored], bounds, lengths, longest)
+            return F.scaled_dot_product_attention(
+                q, keys, values, attn_mask=full, scale=scale, enable_gqa=True
+            )
+
+        return list(self.layers_with_cache(x, torch.cat(positions), attend).split(rows))
+
+    def layers_with_cache(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        attend: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor],
+    ) -> torch.Tensor:
+        """The decoder layers over new tokens ``x`` (B, n, D) at ``positions`` (B, n), then the final norm;
+        ``attend(layer, q, k, v, scale)`` stores the rotated keys and values where the cache keeps them and
+        returns the attention output (B, heads, n, head_dim) over the cache."""
+        b, n, _ = x.shape
         m = self.model
-        cos, sin = m.rotary_emb(x, torch.cat(positions))
+        cos, sin = m.rotary_emb(x, positions)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
         d = self.config.head_dim
         for i, module in enumerate(m.layers):
@@ -254,17 +287,10 @@ class Backbone(nn.Module):
             q = _rotate(attn.q_proj(h).view(b, n, -1, d).transpose(1, 2), cos, sin)
             k = _rotate(attn.k_proj(h).view(b, n, -1, d).transpose(1, 2), cos, sin)
             v = attn.v_proj(h).view(b, n, -1, d).transpose(1, 2)
-            stored = [
-                cache.append(i, k[lo:hi], v[lo:hi]) for (lo, hi), cache in zip(bounds, caches, strict=True)
-            ]
-            keys = _pad_runs([kv[0] for kv in stored], bounds, lengths, longest)
-            values = _pad_runs([kv[1] for kv in stored], bounds, lengths, longest)
-            o = F.scaled_dot_product_attention(
-                q, keys, values, attn_mask=full, scale=attn.scaling, enable_gqa=True
-            )
+            o = attend(i, q, k, v, attn.scaling)
             x = x + attn.o_proj(o.transpose(1, 2).reshape(b, n, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
-        return list(m.norm(x).split(rows))
+        return m.norm(x)
 
     @torch.no_grad()
     def evict(self, cache: KVCache, start: int, stop: int) -> None:
@@ -273,14 +299,12 @@ class Backbone(nn.Module):
         layer; deeper layers keep what the kept tokens took from the dropped ones when they were encoded."""
         cache.remove(start, stop)
         ref = cache.keys[0]
-        if ref is None or stop == start or ref.shape[2] == start:
+        if ref is None or stop == start or cache.length == start:
             return
         shift = torch.full((1, 1), -(stop - start), device=ref.device)
         cos, sin = self.model.rotary_emb(ref, shift)
         cos, sin = cos.unsqueeze(1).to(ref.dtype), sin.unsqueeze(1).to(ref.dtype)
-        for i, k in enumerate(cache.keys):
-            assert k is not None
-            cache.keys[i] = torch.cat([k[:, :, :start], _rotate(k[:, :, start:], cos, sin)], dim=2)
+        cache.rotate_from(start, lambda k: _rotate(k, cos, sin))
 
     def _check(
         self, embeds: torch.Tensor, position_ids: torch.Tensor, mask: torch.Tensor, past: int

@@ -21,6 +21,7 @@ from torch import nn
 
 from avatarlm.ar_config import ARConfig
 from avatarlm.backbone import Backbone
+from avatarlm.backbone_graphs import StaticKVCache
 from avatarlm.conditions.projector import ConditionBatch, ConditionEncoder
 from avatarlm.generation import GenerationState, StepInput, frame_generator, group_indices, keyed_generator
 from avatarlm.head import build_head
@@ -222,8 +223,13 @@ class ARModel(nn.Module):
         return loss + self.config.face_probe_weight * nn.functional.mse_loss(guess, truth)
 
     # -- generation ----------------------------------------------------------------------------------
-    def start(self, reference_latent: torch.Tensor, seed: int = 0) -> GenerationState:
-        """A new run from the reference frame f_0 (B, T, C); ``seed`` fixes the history noise."""
+    def start(
+        self, reference_latent: torch.Tensor, seed: int = 0, static_capacity: int | None = None
+    ) -> GenerationState:
+        """A new run from the reference frame f_0 (B, T, C); ``seed`` fixes the history noise.
+        ``static_capacity``: keep the backbone's cache in fixed buffers of that many tokens (doubled when
+        full; ``backbone_graphs.py``), where a GPU replays each step as a CUDA graph (one run per cache: not
+        for :meth:`step_many`)."""
         cfg = self.config
         shape = (cfg.tokens_per_frame, cfg.latent_channels)
         if reference_latent.dim() != 3 or reference_latent.shape[1:] != shape:
@@ -231,7 +237,11 @@ class ARModel(nn.Module):
                 f"reference_latent must be (B, {shape[0]}, {shape[1]}), got {tuple(reference_latent.shape)}"
             )
         frame_generator(seed, 0, 0)  # validates the seed
-        return GenerationState(cache=self.backbone.new_cache(), seed=seed, frame=0, latent=reference_latent)
+        layers = self.backbone.config.num_layers
+        cache = (
+            self.backbone.new_cache() if static_capacity is None else StaticKVCache(layers, static_capacity)
+        )
+        return GenerationState(cache=cache, seed=seed, frame=0, latent=reference_latent)
 
     @torch.no_grad()
     def step(

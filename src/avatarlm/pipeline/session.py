@@ -47,7 +47,7 @@ class SessionConfig:
     lip_strength: float = 1.0  # classifier-free guidance on the audio: > 1 follows the sound harder
     grace_seconds: float = 0.2  # live sessions: audio this late is taken as silence (see advance())
     roll: str = "rotate"  # "rotate": drop + re-rotate cached keys, no pass; "reencode": the training layout
-    cuda_graphs: bool = True  # on a GPU, replay the head's sampling as CUDA graphs (ARModel.use_cuda_graphs)
+    cuda_graphs: bool = True  # on a GPU, replay the backbone's steps and the head's sampling as CUDA graphs
 
     def __post_init__(self) -> None:
         if self.window_frames < 2:
@@ -160,12 +160,17 @@ class StreamingSession:
         self._inside = 0  # frames of the current chunk still to generate (chunks of n > 1 frames)
         self._chunk_ready = 0.0  # when the current chunk's conditions were complete
         self._flushed = False
-        rows = 2 if self.config.guided else 1
-        self._state = model.start(self.reference[None].expand(rows, -1, -1), seed=self.config.seed)
-        self._decode_cache = pipe.autoencoder.eval().new_cache()
         cuda = pipe.device.type == "cuda"  # GPU work is asynchronous: wait for it to time each stage
-        if cuda and self.config.cuda_graphs != (model._graphed is not None):
-            model.use_cuda_graphs(self.config.cuda_graphs)
+        graphs = cuda and self.config.cuda_graphs
+        if cuda and graphs != (model._graphed is not None):
+            model.use_cuda_graphs(graphs)
+        rows = 2 if self.config.guided else 1
+        first = self.reference[None].expand(rows, -1, -1)
+        mc = model.config  # the most the rolling window holds, so the graphs are recorded once
+        capacity = (self.config.window_frames + 2 * n + 1) * (mc.cond_tokens_per_frame + mc.tokens_per_frame)
+        static = graphs and batcher is None  # a batcher steps many caches at once
+        self._state = model.start(first, seed=self.config.seed, static_capacity=capacity if static else None)
+        self._decode_cache = pipe.autoencoder.eval().new_cache()
         self._sync = (lambda: torch.cuda.synchronize(pipe.device)) if cuda else (lambda: None)
         self._pending_reference = True
         self.frames_out = 0
