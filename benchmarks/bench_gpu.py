@@ -30,7 +30,7 @@ import torch
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.model import ARModel
 from avatarlm.pipeline.folder import Pipeline, check_device, pipeline_info
-from avatarlm.pipeline.session import SessionConfig
+from avatarlm.pipeline.session import SessionConfig, StreamingSession
 from avatarlm.sequence import build_layout
 from avatarlm.trainer.ar import train_ar, window_sampler
 from avatarlm.trainer.ar_config import ARTrainConfig
@@ -99,6 +99,36 @@ def streaming(pipe: Pipeline, system: System, seconds: float, mode: str) -> dict
     }
 
 
+def profile(pipe: Pipeline, system: System, mode: str, frames: int, rows: int = 20) -> str:
+    """torch.profiler tables (by self CPU time, then by self device time) of ``frames`` frames of a session
+    already past its first frames (graphs recorded)."""
+    device = pipe.device
+    config = SessionConfig(window_frames=system.window_frames, evict_frames=system.evict_frames,
+                           cuda_graphs=mode.endswith("+graphs"))  # fmt: skip
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with mode_context(device, mode), torch.no_grad():
+        session = StreamingSession(pipe, identity_seed=1, config=config)
+        session.push_audio(speech_like((3 * frames + 10) / system.fps))
+        session.flush()
+        stream = session.frames()
+        for _ in range(2 * frames):
+            next(stream)
+        with torch.profiler.profile(activities=activities) as prof:
+            for _ in range(frames):
+                next(stream)
+            reset_memory(device)  # waits for the device
+    table = prof.key_averages()
+    by_device = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return "\n".join([
+        f"profile of {frames} frames, `{system.name}`, {mode}: by self CPU time",
+        table.table(sort_by="self_cpu_time_total", row_limit=rows),
+        "by self device time",
+        table.table(sort_by=by_device, row_limit=rows),
+    ])  # fmt: skip
+
+
 def random_clips(system: System, count: int, frames: int, seed: int = 0) -> list[ARClip]:
     """Clips of random latents and speech-like sound: a training step costs the same on any data."""
     rng = np.random.default_rng(seed)
@@ -161,6 +191,7 @@ def main() -> None:
     p.add_argument("--train-micro", type=int, default=4, help="windows per forward/backward pass")
     p.add_argument("--train-window", type=int, default=32, help="frames per training window (f_0 included)")
     p.add_argument("--no-checkpointing", action="store_true", help="keep activations (no recomputation)")
+    p.add_argument("--profile", type=int, default=0, help="also profile this many frames of each row")
     p.add_argument("--out", default=None, help="folder for results.json")
     args = p.parse_args()
     device = check_device(args.device)
@@ -193,6 +224,8 @@ def main() -> None:
             mem = f"{r['peak_gib']:6.2f}" if r["peak_gib"] is not None else "     -"
             print(f"{name:<10} {mode:<11} {r['real_time_factor']:6.2f} {c['p50']:9.1f} {c['p95']:9.1f} "
                   f"{lip['p50']:10.1f} {lip['p95']:10.1f} {st['backbone+head']:13.1f} {st['decode']:7.1f} {mem}")  # fmt: skip
+            if args.profile:
+                print(profile(pipe, by_name[name], mode, args.profile))
         del pipe
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -32,6 +32,7 @@ if _HERE not in sys.path:  # run as a script it is there already; loaded by path
     sys.path.insert(0, _HERE)
 
 from scaling_hardware import Hardware, measure_cpu  # noqa: E402
+from scaling_measured import measured_on_gpu  # noqa: E402
 from scaling_render import Report, flops, intro, memory, presets, roofline  # noqa: E402
 from scaling_render_projections import against_the_paper, on_cpu, on_h100, training  # noqa: E402
 from scaling_systems import SystemCosts, count_system, systems  # noqa: E402
@@ -41,7 +42,7 @@ def render(results: list[SystemCosts], cpu: Hardware, threads: int) -> str:
     """The whole document; ``__RUNTIME__`` stands for the script's run time."""
     rep = Report.build(results, cpu, threads)
     sections = [intro(), presets(rep), flops(rep), memory(rep), roofline(rep)]
-    sections += [on_h100(rep), on_cpu(rep), training(rep), against_the_paper(rep)]
+    sections += [on_h100(rep), on_cpu(rep), training(rep), measured_on_gpu(rep), against_the_paper(rep)]
     return "\n".join(line for section in sections for line in section)
 
 

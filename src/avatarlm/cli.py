@@ -169,6 +169,10 @@ def _generate(args: argparse.Namespace) -> None:
 
     check_mp4_path(args.out)
     pipe = load_pipeline(args.model, args.device)
+    if pipe.device.type == "cuda":  # fp32 matrix products on the tensor cores (TF32): 1.4x at `paper` scale
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = True
     audio = load_audio(args.audio) if args.audio else speak_text(args.text, args.lang)
     partner = load_audio(args.partner_audio) if args.partner_audio else None
     instructions = parse_instructions(args.instructions) if args.instructions else None
