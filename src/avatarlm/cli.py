@@ -9,6 +9,7 @@ from pathlib import Path
 
 from avatarlm.cli_chat import add_chat_parser, run_chat
 from avatarlm.cli_eval import add_eval_parser, run_eval
+from avatarlm.cli_options import add_device_argument
 from avatarlm.cli_play import add_play_parser, run_play
 from avatarlm.cli_serve import add_serve_parser, run_serve
 from avatarlm.cli_serve_cluster import add_serve_cluster_parser, run_serve_cluster
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     face.add_argument("--identity", type=int, default=None, help="synthetic identity seed (default: 0)")
     face.add_argument("--image", help="reference image of the face")
     gen.add_argument("--seed", type=int, default=0, help="noise seed of the session")
-    gen.add_argument("--device", default="cpu", help="where the models run: cpu (default) or cuda")
+    add_device_argument(gen)
     gen.add_argument(
         "--lip-strength",
         type=float,
@@ -155,7 +156,7 @@ def _ae_command(args: argparse.Namespace) -> None:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from avatarlm.pipeline.folder import load_pipeline
+    from avatarlm.pipeline.folder import load_for_command
     from avatarlm.pipeline.generate import (
         check_mp4_path,
         domain_warning,
@@ -168,11 +169,7 @@ def _generate(args: argparse.Namespace) -> None:
     from avatarlm.pipeline.session import SessionConfig
 
     check_mp4_path(args.out)
-    pipe = load_pipeline(args.model, args.device)
-    if pipe.device.type == "cuda":  # fp32 matrix products on the tensor cores (TF32): 1.4x at `paper` scale
-        import torch
-
-        torch.backends.cuda.matmul.allow_tf32 = True
+    pipe = load_for_command(args.model, args.device)
     audio = load_audio(args.audio) if args.audio else speak_text(args.text, args.lang)
     partner = load_audio(args.partner_audio) if args.partner_audio else None
     instructions = parse_instructions(args.instructions) if args.instructions else None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from avatarlm.cli_options import add_device_argument
+
 
 def add_chat_parser(sub: Any) -> None:
     chat = sub.add_parser(
@@ -24,6 +26,7 @@ def add_chat_parser(sub: Any) -> None:
     chat.add_argument("--end-of-turn", type=float, default=0.6, help="silence that ends a turn, s")
     chat.add_argument("--script", default=None, help="offline replies in order, separated by '|'")
     chat.add_argument("--seed", type=int, default=0)
+    add_device_argument(chat)
 
 
 def run_chat(args: argparse.Namespace) -> None:
@@ -33,14 +36,14 @@ def run_chat(args: argparse.Namespace) -> None:
     from avatarlm.apps.responder import FallbackResponder, ScriptedResponder
     from avatarlm.apps.tts import TTSConfig
     from avatarlm.apps.turns import TurnConfig
-    from avatarlm.pipeline.folder import load_pipeline
+    from avatarlm.pipeline.folder import load_for_command
     from avatarlm.pipeline.generate import check_mp4_path, face_reference, load_audio
     from avatarlm.pipeline.session import SessionConfig
 
     check_mp4_path(args.out)
     config = DuplexConfig(TurnConfig(end_of_turn_silence=args.end_of_turn), TTSConfig(language=args.lang))
     user = load_audio(args.input)
-    pipe = load_pipeline(args.model)
+    pipe = load_for_command(args.model, args.device)
     image, identity = face_reference(pipe, args.image, args.identity)
     offline = ScriptedResponder([s.strip() for s in args.script.split("|")] if args.script else ())
     responder = FallbackResponder.from_env(fallback=offline)

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from avatarlm.cli_options import add_device_argument
+
 if TYPE_CHECKING:
     from avatarlm.pipeline.folder import Pipeline
     from avatarlm.pipeline.session import SessionConfig
@@ -21,6 +23,7 @@ def add_serve_parser(sub: Any) -> None:
         "set a token (--token or AVATARLM_TOKEN) before exposing it. Protocol: avatarlm.serve.protocol.",
     )
     serve.add_argument("--model", default=None, help="pipeline folder (default: the bundled models/tiny)")
+    add_device_argument(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-sessions", type=int, default=2, help="concurrent sessions (default: 2)")
@@ -56,7 +59,7 @@ def serve_token(args: argparse.Namespace) -> str | None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    from avatarlm.pipeline.folder import BUNDLED, load_pipeline
+    from avatarlm.pipeline.folder import BUNDLED, load_for_command
     from avatarlm.pipeline.session import SessionConfig
     from avatarlm.serve.app import ServeConfig
 
@@ -68,7 +71,12 @@ def run_serve(args: argparse.Namespace) -> None:
     )  # fmt: skip
     session = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
     serve_pipeline(
-        load_pipeline(args.model), config, session, args.host, args.port, args.model or str(BUNDLED)
+        load_for_command(args.model, args.device),
+        config,
+        session,
+        args.host,
+        args.port,
+        args.model or str(BUNDLED),
     )
 
 

@@ -97,7 +97,7 @@ def test_load_pipeline_onto_a_device_checks_it(ae_folder, tmp_path, monkeypatch)
         load_pipeline(folder, "meta")
 
 
-def test_generate_on_a_missing_gpu_is_one_clear_error(ae_folder, tmp_path, monkeypatch, capsys):
+def test_generate_or_serve_on_a_missing_gpu_is_one_clear_error(ae_folder, tmp_path, monkeypatch, capsys):
     from avatarlm.cli import main
 
     folder = save_pipeline(tmp_path / "pipe", ae_folder, ARModel(ar_config()), "test")
@@ -107,3 +107,5 @@ def test_generate_on_a_missing_gpu_is_one_clear_error(ae_folder, tmp_path, monke
     assert main([*args, "--device", "cuda"]) == 2
     assert "--device cuda: no CUDA device is available" in capsys.readouterr().err
     assert not out.exists()
+    assert main(["serve", "--model", str(folder), "--port", "0", "--device", "cuda"]) == 2
+    assert "--device cuda: no CUDA device is available" in capsys.readouterr().err

@@ -1,0 +1,12 @@
+"""Command-line options shared by the commands that run a pipeline (generate, chat, serve); importing this
+module stays light (no torch), so ``avatarlm --help`` is quick."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def add_device_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--device", default="cpu", help="where the models run: cpu (default) or cuda (fp32 products use TF32)"
+    )
