@@ -127,8 +127,8 @@ def presets(rep: Report) -> list[str]:
         )
     return [
         "## The presets and the context counted\n",
-        "Only `tiny` has an AR preset (`ARConfig.preset('tiny')`); `small` and `paper` are composed from the "
-        "backbone, head and condition presets of that name (`compose()` in the script), the head sized to the "
+        "`ARConfig.preset('small')` and `ARConfig.preset('paper')` are composed from the backbone, head and "
+        "condition presets of that name (`ar_config.composed`), the head sized to the "
         "backbone width and the autoencoder's latent (the `small` head preset says `cond_dim=384`, the `small` "
         "backbone is 512 wide: it gets 512). `paper` uses the paper's chunks of n = 6 frames. Every system "
         "runs with temporal autoencoder layers (stage 2, as streamed) and the streaming session's rolling "

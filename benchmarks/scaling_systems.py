@@ -9,11 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from avatarlm.ar_config import ARConfig
-from avatarlm.backbone import BackboneConfig
-from avatarlm.conditions.config import ConditionConfig
+from avatarlm.ar_config import ARConfig, composed
 from avatarlm.config import AutoencoderConfig
-from avatarlm.head import HeadConfig
 from avatarlm.model import ARModel
 from avatarlm.sequence import build_layout
 from scaling_count import (
@@ -55,33 +52,17 @@ class System:
 
 
 def compose(preset: str, ae_preset: str, chunk_size: int = 1, audio_streams: int = 1) -> ARConfig:
-    """An AR config from the backbone / head / condition presets named ``preset``, sized to an autoencoder
-    preset (there is no AR preset but ``tiny``): the head gets the backbone width and the latent shape."""
-    backbone = BackboneConfig.preset(preset)
-    ae = AutoencoderConfig.preset(ae_preset)
-    head = HeadConfig.preset(
-        preset,
-        cond_dim=backbone.hidden_size,
-        in_channels=ae.latent_channels,
-        tokens_per_frame=ae.tokens_per_frame,
-    )
-    return ARConfig(
-        backbone=backbone,
-        head=head,
-        conditions=ConditionConfig.preset(preset, audio_streams=audio_streams),
-        latent_channels=ae.latent_channels,
-        tokens_per_frame=ae.tokens_per_frame,
-        chunk_size=chunk_size,
-    )
+    """``ar_config.composed`` as a config: `small` and `paper` are ``ARConfig.preset`` of these."""
+    return ARConfig.from_dict(composed(preset, ae_preset, chunk_size, audio_streams))
 
 
 def systems() -> list[System]:
     return [
         System("tiny", ARConfig.preset("tiny"), "tiny", note="`ARConfig.preset('tiny')`, the bundled model's shape"),
-        System("small", compose("small", "small_f64"), "small_f64", note="composed"),
-        System("small/f32", compose("small", "small_f32"), "small_f32", note="composed"),
-        System("paper", compose("paper", "paper", chunk_size=6), "paper", window_frames=30, evict_frames=12,
-               note="composed; chunks of n = 6 as in the paper"),
+        System("small", ARConfig.preset("small"), "small_f64", note="`ARConfig.preset('small')`"),
+        System("small/f32", compose("small", "small_f32"), "small_f32", note="composed on `small_f32`"),
+        System("paper", ARConfig.preset("paper"), "paper", window_frames=30, evict_frames=12,
+               note="`ARConfig.preset('paper')`; chunks of n = 6 as in the paper"),
     ]  # fmt: skip
 
 

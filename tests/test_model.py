@@ -283,3 +283,18 @@ def test_mouth_loss_weight_moves_the_loss_onto_the_mouth_channels():
 def test_config_refuses_an_odd_or_empty_sigma_embedding(dim):
     with pytest.raises(ValueError, match="sigma_frequency_dim must be even"):
         small_config(sigma_frequency_dim=dim)
+
+
+def test_composed_presets_build_on_meta_with_the_paper_shape():
+    from avatarlm.trainer.ar_config import ARTrainConfig
+
+    counts = {}
+    for name in ("small", "paper"):
+        with torch.device("meta"):
+            counts[name] = sum(p.numel() for p in ARModel(ARConfig.preset(name)).parameters())
+    paper = ARConfig.preset("paper")
+    assert (paper.chunk_size, paper.tokens_per_frame, paper.latent_channels) == (6, 60, 128)
+    assert paper.head.architecture == "transformer" and paper.hidden_size == 2048
+    assert 3.20e9 < counts["paper"] < 3.21e9 and 3.9e7 < counts["small"] < 4.1e7
+    train = ARTrainConfig.preset("paper")
+    assert train.sharding == "fsdp" and train.model.backbone.gradient_checkpointing

@@ -15,6 +15,29 @@ from avatarlm.head import HeadConfig
 TARGETS = ("frame", "delta")
 
 
+def composed(preset: str, ae_preset: str, chunk_size: int = 1, audio_streams: int = 1) -> dict[str, Any]:
+    """An AR config (as a dict) from the backbone / head / condition presets named ``preset``, sized to an
+    autoencoder preset: the head gets the backbone width and the latent shape."""
+    from avatarlm.config import AutoencoderConfig
+
+    backbone = BackboneConfig.preset(preset)
+    ae = AutoencoderConfig.preset(ae_preset)
+    head = HeadConfig.preset(
+        preset,
+        cond_dim=backbone.hidden_size,
+        in_channels=ae.latent_channels,
+        tokens_per_frame=ae.tokens_per_frame,
+    )
+    return dict(
+        backbone=backbone.to_dict(),
+        head=head.to_dict(),
+        conditions=ConditionConfig.preset(preset, audio_streams=audio_streams).to_dict(),
+        latent_channels=ae.latent_channels,
+        tokens_per_frame=ae.tokens_per_frame,
+        chunk_size=chunk_size,
+    )
+
+
 @register_config
 @dataclass
 class ARConfig(ComponentConfig):
@@ -55,6 +78,12 @@ class ARConfig(ComponentConfig):
             # latents themselves have 0.8, so the change needs no 10x magnification (talking heads: 0.1).
             delta_scale=1.0,
         ),
+        # Composed from the component presets of that name, sized to an autoencoder preset: `small` (8x512
+        # backbone) on the `small_f64` autoencoder (256x256 -> 4x4x64), and `paper`, the MIDAS setting:
+        # Qwen2.5-3B dimensions (load its weights with `avatarlm train ar --backbone-weights DIR`), a 16x1024
+        # transformer head, the `paper` autoencoder (384x640 -> 6x10x128 = 60 tokens) and chunks of 6 frames.
+        "small": composed("small", "small_f64"),
+        "paper": composed("paper", "paper", chunk_size=6),
     }
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)

@@ -52,6 +52,11 @@ def add_train_parser(sub: Any) -> None:
     ar.add_argument("--out", required=True, help="run folder (a rerun resumes; pipeline in OUT/pipeline)")
     ar.add_argument("--steps", type=int, required=True, help="total optimiser steps")
     ar.add_argument("--device", default="cpu", help="cpu or cuda")
+    ar.add_argument(
+        "--backbone-weights", default=None, metavar="DIR",
+        help="a local Qwen2/Qwen2.5 folder (config.json + *.safetensors) the backbone starts from; its "
+        "dimensions must be the preset's (paper: Qwen2.5-3B)",
+    )  # fmt: skip
     ar.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
 
     duplex = train.add_parser(
@@ -158,8 +163,9 @@ def _train_ar(args: argparse.Namespace) -> None:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     tag = args.tag or Path(args.ae).resolve().name
     path = run_ar_training(
-        args.preset, args.data, args.ae, tag, args.out, args.steps, args.device, _overrides(args.set)
-    )
+        args.preset, args.data, args.ae, tag, args.out, args.steps, args.device, _overrides(args.set),
+        backbone_weights=args.backbone_weights,
+    )  # fmt: skip
     if path is not None:
         print(f"wrote {path}")
 

@@ -32,6 +32,28 @@ class ARTrainConfig(ComponentConfig):
             "ema_decay": 0.995,
             "checkpoint_every": 250,
         },
+        # `small` on the `small_f64` autoencoder (256x256 -> 16 tokens of 64 channels)
+        "small": {
+            "model": ARConfig.preset("small").to_dict(),
+            "batch_size": 32,
+            "warmup_steps": 500,
+        },
+        # The MIDAS setting (ARConfig "paper": Qwen2.5-3B backbone, chunks of 6) for GPUs under torchrun: FSDP2
+        # shards the 64 GB of training state, the backbone recomputes its activations, and a step is 256
+        # windows. Start the backbone from Qwen2.5-3B with --backbone-weights DIR. The batch, learning rate
+        # and schedule are this project's choices; the paper does not give its own.
+        "paper": {
+            "model": ARConfig.preset(
+                "paper",
+                backbone={**ARConfig.preset("paper").backbone.to_dict(), "gradient_checkpointing": True},
+            ).to_dict(),
+            "batch_size": 256,
+            "micro_batch": 4,
+            "lr": 1e-4,
+            "warmup_steps": 1000,
+            "checkpoint_every": 500,
+            "sharding": "fsdp",
+        },
         # `tiny` training of the action-conditioned world model (see ARConfig's "world" preset: num_actions
         # must cover the env's action count, e.g. `--set model.conditions.num_actions=11` for ViZDoom).
         "world": {
