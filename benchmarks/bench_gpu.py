@@ -40,9 +40,9 @@ from avatarlm.trainer.loss_log import LossLog
 from bench_streaming import paced_run, speech_like, unpaced_rtf
 from scaling_systems import System, systems
 
-# eager fp32; eager under bf16 autocast; backbone steps and head sampling as CUDA graphs, in fp32 and with
-# fp32 matrix products on the tensor cores (TF32)
-MODES = ("fp32", "bf16", "fp32+graphs", "tf32+graphs")
+# eager fp32; eager under bf16 autocast; backbone steps and head sampling as CUDA graphs, in fp32, with fp32
+# matrix products on the tensor cores (TF32), and with the backbone's and head's weights in bf16
+MODES = ("fp32", "bf16", "fp32+graphs", "tf32+graphs", "bf16w+graphs")
 
 
 @contextmanager
@@ -56,6 +56,17 @@ def mode_context(device: torch.device, mode: str) -> Iterator[None]:
             yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+@contextmanager
+def weights_for(pipe: Pipeline, mode: str) -> Iterator[None]:
+    """The backbone's and head's weights in bf16 for the `bf16w` modes (rounded back to fp32 after: the
+    weights are random, speed is what is measured)."""
+    pipe.model.set_inference_dtype(torch.bfloat16 if mode.startswith("bf16w") else torch.float32)
+    try:
+        yield
+    finally:
+        pipe.model.set_inference_dtype(torch.float32)
 
 
 def build_pipeline(system: System, device: torch.device) -> Pipeline:
@@ -85,7 +96,7 @@ def streaming(pipe: Pipeline, system: System, seconds: float, mode: str) -> dict
     device = pipe.device
     config = SessionConfig(window_frames=system.window_frames, evict_frames=system.evict_frames,
                            cuda_graphs=mode.endswith("+graphs"))  # fmt: skip
-    with mode_context(device, mode), torch.no_grad():
+    with mode_context(device, mode), weights_for(pipe, mode), torch.no_grad():
         unpaced_rtf(pipe, min(seconds, 1.0), config)  # warm-up: kernels, allocator, autotuning
         reset_memory(device)
         rtf = unpaced_rtf(pipe, seconds, config)
@@ -108,7 +119,7 @@ def profile(pipe: Pipeline, system: System, mode: str, frames: int, rows: int = 
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with mode_context(device, mode), torch.no_grad():
+    with mode_context(device, mode), weights_for(pipe, mode), torch.no_grad():
         session = StreamingSession(pipe, identity_seed=1, config=config)
         session.push_audio(speech_like((3 * frames + 10) / system.fps))
         session.flush()

@@ -79,3 +79,29 @@ def test_static_cache_refuses_what_it_cannot_do():
         cache.append(0, torch.zeros(1), torch.zeros(1))
     with pytest.raises(ValueError, match="cannot remove"):
         cache.remove(2, 9)
+
+
+def test_bf16_backbone_and_head_follow_the_fp32_model():
+    """``set_inference_dtype(bfloat16)``: fp32 conditions and latents go in, fp32 latents come out, close to
+    the fp32 model's (through a static cache and a window roll)."""
+    torch.manual_seed(0)
+    model = ARModel(ar_config(target="frame")).eval()
+    half = ARModel(ar_config(target="frame")).eval()
+    half.load_state_dict(model.state_dict())
+    half.set_inference_dtype(torch.bfloat16)
+    assert half.backbone.dtype == torch.bfloat16 and next(half.conditions.parameters()).dtype == torch.float32
+    cfg = model.config
+    reference = torch.randn(1, cfg.tokens_per_frame, cfg.latent_channels)
+    states = [model.start(reference, seed=1), half.start(reference, seed=1, static_capacity=64)]
+    for j in range(6):
+        cond = torch.randn(
+            1, 1, cfg.cond_tokens_per_frame, cfg.hidden_size, generator=torch.Generator().manual_seed(j)
+        )
+        a, b = model.step(states[0], cond), half.step(states[1], cond)
+        assert b.dtype == torch.float32
+        assert (a - b).abs().max() < 0.1 * a.abs().max(), j
+        if j == 3:
+            evict_frames(model, states[0], 2)
+            evict_frames(half, states[1], 2)
+    with pytest.raises(ValueError, match="inference dtype"):
+        half.set_inference_dtype(torch.int8)

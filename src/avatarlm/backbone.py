@@ -196,6 +196,7 @@ class Backbone(nn.Module):
         """Full-sequence pass through the library model. ``position_ids`` (L,) or (B, L); ``mask`` additive
         (1 or B, 1, L, L)."""
         position_ids = self._check(embeds, position_ids, mask, past=0)
+        embeds = self._as_input(embeds)
         out = self.model(
             inputs_embeds=embeds,
             position_ids=position_ids,
@@ -203,6 +204,17 @@ class Backbone(nn.Module):
             use_cache=False,
         )
         return out.last_hidden_state
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype (``ARModel.set_inference_dtype`` may make it bf16)."""
+        return self.model.norm.weight.dtype
+
+    def _as_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the weights' dtype where they run in another one without autocast (bf16 inference)."""
+        if x.dtype == self.dtype or torch.is_autocast_enabled(x.device.type):
+            return x
+        return x.to(self.dtype)
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.num_layers)
@@ -238,7 +250,7 @@ class Backbone(nn.Module):
             self._check(e, p, m, past=length)
             for e, p, m, length in zip(new_embeds, new_position_ids, masks, lengths, strict=True)
         ]
-        x = torch.cat(list(new_embeds))
+        x = self._as_input(torch.cat(list(new_embeds)))
         b, n, _ = x.shape
         if any(getattr(c, "static", False) for c in caches):
             if runs > 1:

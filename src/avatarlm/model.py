@@ -302,6 +302,17 @@ class ARModel(nn.Module):
             self._finish_step(states[i], steps[i], hidden[i], sample=samples[i]) for i in range(len(states))
         ]
 
+    def set_inference_dtype(self, dtype: torch.dtype) -> None:
+        """Run the backbone and the head in ``dtype`` (e.g. ``torch.bfloat16`` on a GPU: half the bytes a step
+        reads); the condition encoders and the latent projections stay as they are, and the latents the
+        model returns keep their dtype. For inference: training keeps fp32 weights under autocast."""
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise ValueError(f"inference dtype must be float32, bfloat16 or float16, got {dtype}")
+        self.backbone.to(dtype)
+        self.head.to(dtype)
+        if self._graphed is not None:
+            self._graphed.clear()
+
     def use_cuda_graphs(self, enabled: bool = True) -> None:
         """Sample the head through CUDA graphs (``head/graphed.py``: one launch instead of hundreds per
         frame) in :meth:`step` and :meth:`step_many`, for CUDA tensors outside autocast; the CPU and autocast
@@ -390,9 +401,9 @@ class ARModel(nn.Module):
                 sample = self.head.sample(cond, generator=generator, unconditional=free, guidance=guidance)
         if step.guidance is not None:
             sample = sample.expand(2, -1, -1)
-        nxt = sample
+        nxt = sample.to(state.latent.dtype)  # the head may run in bf16 (set_inference_dtype)
         if cfg.target == "delta":
-            nxt = state.latent + cfg.delta_scale * nxt.to(state.latent.dtype)
+            nxt = state.latent + cfg.delta_scale * nxt
         state.frame, state.latent, state.hidden = state.frame + 1, nxt, hidden
         state.num_groups += 2 if step.opens_chunk else 1
         return nxt
