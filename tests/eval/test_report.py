@@ -73,6 +73,20 @@ def test_compare_puts_reports_side_by_side(report, tmp_path, capsys):
     assert "no report.json" in capsys.readouterr().err
 
 
+def test_compare_tells_seeds_apart_and_only_warns_about_other_clips(report, tmp_path):
+    from dataclasses import replace
+
+    from avatarlm.eval.report_write import compare_reports
+
+    write_report(report, tmp_path / "a")
+    write_report(replace(report, config=replace(report.config, seed=3)), tmp_path / "seed3")
+    write_report(replace(report, config=replace(report.config, seconds=4.0)), tmp_path / "longer")
+    seeds = compare_reports([tmp_path / "a", tmp_path / "seed3"])
+    assert "seed 0 |" in seeds.splitlines()[0] and "seed 3 |" in seeds.splitlines()[0]
+    assert "different clip sets" not in seeds  # the noise seed changes the sessions, not the clips
+    assert "different clip sets" in compare_reports([tmp_path / "a", tmp_path / "longer"])
+
+
 def test_eval_command(folder, tmp_path, capsys, monkeypatch):
     assert main(["eval", "--model", str(folder)]) == 2
     assert "needs --model DIR and --out DIR" in capsys.readouterr().err

@@ -230,10 +230,12 @@ def compare_reports(folders: list[str | os.PathLike[str]]) -> str:
         if "headline" not in data:
             raise ValueError(f"{path} has no headline table; rerun `avatarlm eval` to rewrite it")
         loaded.append((str(data.get("model") or Path(folder).name), data))
-    configs = {
-        json.dumps({k: v for k, v in d["config"].items() if k != "roll"}, sort_keys=True) for _, d in loaded
+    configs = {  # the noise seed and the window roll change the sessions, not the clips
+        json.dumps({k: v for k, v in d["config"].items() if k not in ("roll", "seed")}, sort_keys=True)
+        for _, d in loaded
     }
-    names = [f"`{name}`" for name, _ in loaded]
+    repeated = len({name for name, _ in loaded}) < len(loaded)
+    names = [f"`{name}`" + (f" seed {d['config'].get('seed', 0)}" if repeated else "") for name, d in loaded]
     lines = [_row("measure", [*names, HEADERS[1], HEADERS[2]]), _row("---", ["---"] * (len(names) + 2))]
     first = loaded[0][1]["headline"]
     for measure, cells in first.items():
