@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 
@@ -28,6 +29,10 @@ def add_eval_parser(sub: Any) -> None:
     )
     report.add_argument("--roll", choices=("rotate", "reencode"), default="rotate", help="window roll")
     report.add_argument("--seed", type=int, default=0)
+    report.add_argument(
+        "--seeds", default=None, help="several noise seeds, e.g. 0,1,2: a report each (OUT/seed-N) and their "
+        "spread (OUT/seeds.md)",
+    )  # fmt: skip
     evalcmd = report.add_subparsers(dest="eval_command", required=False)
     lips = evalcmd.add_parser("lipsync", help="generate held-out clips and score their lip-sync")
     lips.add_argument("--model", required=True, help="pipeline folder (OUT/pipeline of `avatarlm train ar`)")
@@ -113,7 +118,9 @@ def _eval_report(args: argparse.Namespace) -> None:
 
     from avatarlm.eval.pixel_probe import PixelProbe
     from avatarlm.eval.report import ReportConfig, build_report
+    from avatarlm.eval.report_seeds import seed_table
     from avatarlm.eval.report_write import COLUMNS, HEADERS, headline, write_report
+    from avatarlm.io import atomic_write_bytes
     from avatarlm.pipeline.folder import load_pipeline
 
     pipe = load_pipeline(args.model)
@@ -125,13 +132,30 @@ def _eval_report(args: argparse.Namespace) -> None:
             sessions = tuple(float(v) for v in args.sessions.split(",") if v)
         except ValueError:
             raise ValueError(f"--sessions takes seconds separated by commas, got {args.sessions!r}") from None
-    config = replace(base, seed=args.seed, roll=args.roll, drift_seconds=sessions)
-    report = build_report(pipe, probe, config, model_name=str(args.model))
-    path = write_report(report, args.out)
-    print(f"{'measure':<56}" + "".join(f"{h[:22]:>24}" for h in HEADERS))
-    for name, cells in headline(report).items():
-        print(f"{name[:55]:<56}" + "".join(f"{cells[s]:>24}" for s in COLUMNS))
-    print(f"wrote {path}")
+    seeds = [args.seed]
+    if args.seeds is not None:
+        try:
+            seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"--seeds takes integers separated by commas, got {args.seeds!r}") from None
+        if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+            raise ValueError(f"--seeds needs distinct seeds >= 0, got {args.seeds!r}")
+    out = Path(args.out)
+    folders = []
+    for seed in seeds:
+        config = replace(base, seed=seed, roll=args.roll, drift_seconds=sessions)
+        report = build_report(pipe, probe, config, model_name=str(args.model))
+        folders.append(out / f"seed-{seed}" if args.seeds is not None else out)
+        path = write_report(report, folders[-1])
+        print(f"{'measure':<56}" + "".join(f"{h[:22]:>24}" for h in HEADERS))
+        for name, cells in headline(report).items():
+            print(f"{name[:55]:<56}" + "".join(f"{cells[s]:>24}" for s in COLUMNS))
+        print(f"wrote {path}")
+    if args.seeds is not None:
+        table = seed_table(folders)
+        atomic_write_bytes(out / "seeds.md", (table + "\n").encode())
+        print(table)
+        print(f"wrote {out / 'seeds.md'}")
 
 
 def _eval_audio_use(args: argparse.Namespace) -> None:

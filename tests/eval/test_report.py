@@ -102,6 +102,24 @@ def test_eval_command(folder, tmp_path, capsys, monkeypatch):
     assert "lip-sync r with the true mouth" in out and (tmp_path / "r" / "report.md").exists()
     assert not (tmp_path / "r" / "drift.png").exists()  # no sessions asked for
     assert "window roll: reencode" in (tmp_path / "r" / "report.md").read_text()
+    seeds = ["eval", "--model", str(folder), "--out", str(tmp_path / "s"), "--quick", "--seeds"]
+    assert main([*seeds, "0,x"]) == 2 and "--seeds takes integers" in capsys.readouterr().err
+    assert main([*seeds, "1,1"]) == 2 and "distinct seeds" in capsys.readouterr().err
+    assert main([*seeds, "0,4"]) == 0
+    table = (tmp_path / "s" / "seeds.md").read_text()
+    assert "| seed 0 | seed 4 | mean ± sd |" in table and (tmp_path / "s" / "seed-4" / "report.json").exists()
+    row = next(line for line in table.splitlines() if line.startswith("| lip-sync r"))
+    assert len(row.strip("|").split("|")) == 4 and " ± " in row.split("|")[-2]
+
+
+def test_spread_cell_averages_each_figure_of_a_cell():
+    from avatarlm.eval.report_seeds import spread_cell
+
+    assert spread_cell(["+0.59 / +0.59 (+0)", "+0.47 / +0.47 (+0)", "+0.53 / +0.53 (+1)"]) == (
+        "+0.53 ± 0.06 / +0.53 ± 0.06"
+    )
+    assert spread_cell(["1,351.10", "952.72"]) == "1151.91 ± 281.70"
+    assert spread_cell(["—", "—"]) == "—" and spread_cell(["0.9", "0.9 / 0.1"]) == "—"
 
 
 def test_mono_model_skips_the_duplex_section(report, tmp_path):
