@@ -137,3 +137,24 @@ def test_bad_arguments_raise_value_error(kwargs, message):
     args = {"text": "hello", "language": "en"} | kwargs
     with pytest.raises(ValueError, match=message):
         synthesize(**args)
+
+
+def test_the_engine_process_is_restarted_after_a_crash_and_after_a_fork():
+    """The library runs in its own process (``espeak_engine.py``): killed, it is started again for the next
+    call; a forked child starts its own instead of sharing the parent's pipes."""
+    import multiprocessing
+
+    from avatarlm.data.speech import espeak
+
+    first = synthesize("The engine survives.", "en")
+    proc = espeak._ENGINE._proc
+    assert proc is not None and proc.poll() is None
+    proc.kill()
+    proc.wait()
+    again = synthesize("The engine survives.", "en")
+    assert np.array_equal(first.audio, again.audio) and espeak._ENGINE._proc is not proc
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply(synthesize, ("The engine survives.", "en"))
+    assert np.array_equal(child.audio, first.audio)
+    with pytest.raises(ValueError, match="espeak-ng has no voice"):
+        espeak._run_espeak("hi", "xx-nonexistent", 175, 50, 50)

@@ -1,4 +1,5 @@
-"""espeak-ng speech with phoneme timings, through libespeak-ng (bundled by `espeakng-loader`) and ctypes.
+"""espeak-ng speech with phoneme timings, through libespeak-ng (bundled by `espeakng-loader`) and ctypes,
+run in a process of its own (``espeak_engine.py``: a crash there cannot take this process down).
 
 The library runs in retrieval mode: its synthesis callback hands over 22.05 kHz samples together with
 phoneme events (IPA, sample position). Audio is resampled to 16 kHz; a phoneme ends where the next one
@@ -7,29 +8,25 @@ starts, pauses are spelled PAUSE ("_"), and the phonemes cover the whole returne
 
 from __future__ import annotations
 
-import _ctypes
 import atexit
-import ctypes
+import json
 import os
-import shutil
-import tempfile
+import subprocess
+import sys
 import threading
-from pathlib import Path
 from typing import Any
 
-import espeakng_loader
 import numpy as np
 from scipy.signal import resample_poly
 
+from avatarlm.data.speech.espeak_engine import ESPEAK_RATE
 from avatarlm.data.speech.languages import get_language
 from avatarlm.data.speech.utterance import SAMPLE_RATE, Phoneme, Utterance
 
 PAUSE = "_"
-ESPEAK_RATE = 22_050
 EDGE_SILENCE_S = 0.05  # silence kept before the first and after the last spoken phoneme
 MIN_INNER_PAUSE_S = 0.04  # shorter pauses between phonemes are merged into the preceding phoneme
 RATE_RANGE = (80, 450)
-VOLUME = 100  # espeak-ng amplitude, 0..200
 
 # espeak-ng voice variants (espeak-ng-data/voices/!v) that sound like distinct, clean human voices.
 VOICE_VARIANTS: tuple[str, ...] = (
@@ -52,135 +49,76 @@ VOICE_VARIANTS: tuple[str, ...] = (
     "steph",
 )
 
-# espeak_lib.h constants
-_AUDIO_OUTPUT_RETRIEVAL = 1
-_INIT_PHONEME_EVENTS = 0x0001
-_INIT_PHONEME_IPA = 0x0002
-_INIT_DONT_EXIT = 0x8000
-_CHARS_UTF8 = 1
-_EVENT_LIST_TERMINATED = 0
-_EVENT_PHONEME = 7
-_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
 
+class _EngineProcess:
+    """The ``espeak_engine`` process of this process (started on first use, again after a fork or a crash)."""
 
-class _EventId(ctypes.Union):
-    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = 0  # the process that started it: a forked child starts its own
 
+    def run(self, **request: Any) -> tuple[np.ndarray, list[tuple[int, str]]]:
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    return self._ask(request)
+                except (BrokenPipeError, EOFError, OSError) as err:
+                    self._stop()
+                    if attempt == 2:
+                        raise RuntimeError(f"the espeak-ng process failed twice: {err}") from err
+            raise AssertionError("unreachable")
 
-class _Event(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),
-        ("length", ctypes.c_int),
-        ("audio_position", ctypes.c_int),
-        ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p),
-        ("id", _EventId),
-    ]
+    def _ask(self, request: dict[str, Any]) -> tuple[np.ndarray, list[tuple[int, str]]]:
+        proc = self._started()
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(request).encode() + b"\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        if not line:
+            raise EOFError(f"espeak-ng process ended (exit code {proc.poll()})")
+        head = json.loads(line)
+        if not head["ok"]:
+            raise (ValueError if head["kind"] == "ValueError" else RuntimeError)(head["error"])
+        data = proc.stdout.read(2 * head["samples"])
+        if len(data) != 2 * head["samples"]:
+            raise EOFError("espeak-ng process ended in the middle of an answer")
+        events = [(int(sample), str(symbol)) for sample, symbol in head["events"]]
+        return np.frombuffer(data, dtype=np.int16).copy(), events
 
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self._proc is None or self._pid != os.getpid() or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "avatarlm.data.speech.espeak_engine"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            self._pid = os.getpid()
+        return self._proc
 
-_SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
-)
-
-
-class _Engine:
-    """One load of libespeak-ng for one synthesis. Use only while holding _LOCK.
-
-    libespeak-ng keeps synthesis state in static variables (e.g. its pitch flutter phase), so the same
-    call gives different audio the second time. Each synthesis therefore loads a private copy of the
-    library afresh and unloads it afterwards (about 2 ms), which makes output reproducible.
-    """
-
-    def __init__(self, library_path: str) -> None:
-        # DEEPBIND: the copy's calls into itself stay inside it, never resolving to another libespeak-ng the
-        # process holds (Piper's voices load their own); a full test run crashed once inside espeak_Synth
-        # with both loaded.
-        self.lib = ctypes.CDLL(library_path, mode=os.RTLD_LOCAL | os.RTLD_DEEPBIND)
-        self.lib.espeak_Initialize.restype = ctypes.c_int
-        self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-        self.lib.espeak_Synth.argtypes = [
-            ctypes.c_char_p,
-            ctypes.c_size_t,
-            ctypes.c_uint,
-            ctypes.c_int,
-            ctypes.c_uint,
-            ctypes.c_uint,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-        ]
-        data_path = str(Path(espeakng_loader.get_data_path())).encode()
-        options = _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT
-        rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_RETRIEVAL, 0, data_path, options)
-        if rate != ESPEAK_RATE:
-            self.close()
-            raise RuntimeError(f"libespeak-ng initialisation failed (returned {rate})")
-        self.chunks: list[np.ndarray] = []
-        self.events: list[tuple[int, str]] = []  # (sample at 22.05 kHz, IPA; "" for a pause)
-        self._callback = _SynthCallback(self._on_synth)  # must outlive the library's use of it
-        self.lib.espeak_SetSynthCallback(self._callback)
+    def _stop(self) -> None:
+        if self._proc is not None and self._pid == os.getpid():
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
 
     def close(self) -> None:
-        self.lib.espeak_Terminate()
-        _ctypes.dlclose(self.lib._handle)
-
-    def _on_synth(self, wav: Any, n_samples: int, events: Any) -> int:
-        if n_samples > 0 and wav:
-            self.chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
-        i = 0
-        while events[i].type != _EVENT_LIST_TERMINATED:
-            event = events[i]
-            if event.type == _EVENT_PHONEME:
-                symbol = bytes(event.id.string).split(b"\0", 1)[0].decode("utf-8", errors="ignore")
-                self.events.append((int(event.sample), symbol))
-            i += 1
-        return 0
-
-    def run(
-        self, text: str, voice: str, rate: int, pitch: int, pitch_range: int
-    ) -> tuple[np.ndarray, list[tuple[int, str]]]:
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"espeak-ng has no voice {voice!r}")
-        for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
-            self.lib.espeak_SetParameter(param, value, 0)
-        self.lib.espeak_SetParameter(_PARAM_VOLUME, VOLUME, 0)
-        self.lib.espeak_ng_SetRandSeed(0)
-        self.chunks, self.events = [], []
-        encoded = text.encode("utf-8")
-        status = self.lib.espeak_Synth(encoded, len(encoded) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
-        self.lib.espeak_Synchronize()
-        if status != 0:
-            raise RuntimeError(f"espeak_Synth failed with status {status}")
-        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
-        return audio, self.events
+        with self._lock:
+            if self._proc is not None and self._pid == os.getpid():
+                assert self._proc.stdin is not None
+                self._proc.stdin.close()
+                self._proc.wait(timeout=5)
+            self._proc = None
 
 
-_LOCK = threading.Lock()
-_LIBRARY_COPY: str | None = None
-
-
-def _private_library() -> str:
-    """A process-private copy of libespeak-ng, so that unloading it never disturbs other users."""
-    global _LIBRARY_COPY
-    if _LIBRARY_COPY is None:
-        folder = tempfile.mkdtemp(prefix="avatarlm-espeak-")
-        atexit.register(shutil.rmtree, folder, True)
-        _LIBRARY_COPY = str(shutil.copy(espeakng_loader.get_library_path(), Path(folder) / "libespeak-ng.so"))
-    return _LIBRARY_COPY
+_ENGINE = _EngineProcess()
+atexit.register(_ENGINE.close)
 
 
 def _run_espeak(
     text: str, voice: str, rate: int, pitch: int, pitch_range: int
 ) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    with _LOCK:
-        engine = _Engine(_private_library())
-        try:
-            return engine.run(text, voice, rate, pitch, pitch_range)
-        finally:
-            engine.close()
+    return _ENGINE.run(text=text, voice=voice, rate=rate, pitch=pitch, pitch_range=pitch_range)
 
 
 def _segments(events: list[tuple[int, str]], n_samples: int) -> list[tuple[str, int, int]]:
