@@ -60,6 +60,10 @@ def add_eval_parser(sub: Any) -> None:
     use.add_argument(
         "--guidance", type=float, default=1.0, help="audio guidance (lip strength) of 'with audio'"
     )
+    use.add_argument(
+        "--condition", default="audio", choices=("audio", "pose", "text", "action"),
+        help="the condition compared with its null tokens (default: audio)",
+    )  # fmt: skip
 
     cmp = evalcmd.add_parser("compare", help="the headline tables of several reports side by side")
     cmp.add_argument("reports", nargs="+", help="report folders (each with report.json)")
@@ -165,16 +169,17 @@ def _eval_audio_use(args: argparse.Namespace) -> None:
     if args.clips < 1 or args.frames < 10:
         raise ValueError(f"--clips must be >= 1 and --frames >= 10, got {args.clips} and {args.frames}")
     pipe = load_pipeline(args.model)
+    c = args.condition
     print("teacher-forced change prediction vs truth (Pearson, the quarter of tokens that move most)")
-    header = " split clips frames   with audio  null audio  audio gain"
+    header = f" split clips frames   with {c:<6} null {c:<6} {c} gain"
     if pipe.model.config.mouth_channels:
-        header += "  mouth: with  null audio  audio gain"
+        header += f"  mouth: with  null {c:<6} {c} gain"
     print(header)
     for split in [s for s in args.splits.split(",") if s]:
-        print(
-            audio_use(pipe, args.data, split, args.clips, args.frames, guidance=args.guidance).row(),
-            flush=True,
+        report = audio_use(
+            pipe, args.data, split, args.clips, args.frames, guidance=args.guidance, condition=c
         )
+        print(report.row(), flush=True)
 
 
 def _eval_probe(args: argparse.Namespace) -> None:

@@ -36,6 +36,14 @@ def test_audio_use_reports_train_and_held_out(tiny_dataset, tmp_path, capsys):
     assert (
         main(["eval", "audio-use", "--model", str(folder), "--data", str(tiny_dataset), "--frames", "5"]) == 2
     )
+    pose = audio_use(load_pipeline(folder), tiny_dataset, "train", 1, 30, draws=1, condition="pose")
+    assert np.array_equal(pose.moving, report.moving)  # the same clip and true changes
+    assert not np.allclose(pose.without_audio, report.without_audio)  # null pose, not null audio
+    assert main(["eval", "audio-use", "--model", str(folder), "--data", str(tiny_dataset), "--clips", "1",
+                 "--frames", "20", "--splits", "train", "--condition", "pose"]) == 0  # fmt: skip
+    assert "pose gain" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no action condition"):
+        audio_use(load_pipeline(folder), tiny_dataset, "train", 1, 30, draws=1, condition="action")
 
 
 def test_audio_use_reports_the_mouth_channels_of_a_mouth_channel_model(tiny_dataset, tmp_path, capsys):

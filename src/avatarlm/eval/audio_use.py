@@ -1,4 +1,5 @@
-"""`avatarlm eval audio-use`: does the AR model use the audio, and on faces it has not seen?
+"""`avatarlm eval audio-use`: does the AR model use the audio (or, with ``--condition``, the pose or the
+instructions), and on faces it has not seen?
 
 Teacher forcing on the true latents of whole clips (no free-running drift): the hidden states at f_k,
 with every history frame at the inference noise level, condition the head on f_{k+1}. The head's mean
@@ -125,13 +126,16 @@ def audio_use(
     max_frames: int = 200,
     draws: int = 4,
     guidance: float = 1.0,
+    condition: str = "audio",
 ) -> AudioUseReport:
     """Score up to ``max_clips`` clips of ``split`` (their first ``max_frames`` frames); with ``guidance``
-    != 1 the "with audio" prediction is guided away from the null-audio one (the session's lip strength)."""
+    != 1 the "with audio" prediction is guided away from the null-audio one (the session's lip strength).
+    ``condition``: the modality compared with its null tokens ("audio"; "pose" or "text" ask the same of
+    the head pose and the instructions)."""
     model, ae = pipe.model.eval(), pipe.autoencoder.eval()
     cfg = model.config.conditions
-    if "audio" not in cfg.modalities:
-        raise ValueError("the model has no audio condition")
+    if condition not in cfg.modalities:
+        raise ValueError(f"the model has no {condition} condition (it takes {', '.join(cfg.modalities)})")
     k = model.config.mouth_channels
     names = ("with", "without", "mouth_with", "mouth_without")
     sums = {name: np.zeros(model.config.tokens_per_frame) for name in names}
@@ -149,7 +153,7 @@ def audio_use(
         hidden = {}
         for name, modalities in (
             ("with", cfg.modalities),
-            ("without", [m for m in cfg.modalities if m != "audio"]),
+            ("without", [m for m in cfg.modalities if m != condition]),
         ):
             with torch.no_grad():
                 cond = model.encode_conditions(stack_conditions([parts], modalities, 0))
