@@ -319,6 +319,10 @@ class ARModel(nn.Module):
         keep the plain loop. For inference: the graphs hold the weight tensors of the time they were recorded."""
         self._graphed = GraphedSampler(self.head) if enabled else None
 
+    @property
+    def uses_cuda_graphs(self) -> bool:
+        return self._graphed is not None
+
     def _sample_head(
         self, cond: torch.Tensor, noise: torch.Tensor, free: torch.Tensor | None, guidance: float
     ) -> torch.Tensor:

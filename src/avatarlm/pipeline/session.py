@@ -162,7 +162,7 @@ class StreamingSession:
         self._flushed = False
         cuda = pipe.device.type == "cuda"  # GPU work is asynchronous: wait for it to time each stage
         graphs = cuda and self.config.cuda_graphs
-        if cuda and graphs != (model._graphed is not None):
+        if cuda and graphs != model.uses_cuda_graphs:
             model.use_cuda_graphs(graphs)
         rows = 2 if self.config.guided else 1
         first = self.reference[None].expand(rows, -1, -1)
