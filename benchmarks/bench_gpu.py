@@ -69,6 +69,12 @@ def weights_for(pipe: Pipeline, mode: str) -> Iterator[None]:
         pipe.model.set_inference_dtype(torch.float32)
 
 
+def session_config(system: System, mode: str) -> SessionConfig:
+    """The system's rolling window; CUDA graphs in the `+graphs` modes only."""
+    return SessionConfig(window_frames=system.window_frames, evict_frames=system.evict_frames,
+                         cuda_graphs=mode.endswith("+graphs"))  # fmt: skip
+
+
 def build_pipeline(system: System, device: torch.device) -> Pipeline:
     """Random-weight autoencoder and AR model of ``system``, created on ``device``."""
     torch.manual_seed(0)
@@ -94,8 +100,7 @@ def ms(values: list[float], q: float) -> float:
 
 def streaming(pipe: Pipeline, system: System, seconds: float, mode: str) -> dict:
     device = pipe.device
-    config = SessionConfig(window_frames=system.window_frames, evict_frames=system.evict_frames,
-                           cuda_graphs=mode.endswith("+graphs"))  # fmt: skip
+    config = session_config(system, mode)
     with mode_context(device, mode), weights_for(pipe, mode), torch.no_grad():
         unpaced_rtf(pipe, min(seconds, 1.0), config)  # warm-up: kernels, allocator, autotuning
         reset_memory(device)
@@ -114,8 +119,7 @@ def profile(pipe: Pipeline, system: System, mode: str, frames: int, rows: int = 
     """torch.profiler tables (by self CPU time, then by self device time) of ``frames`` frames of a session
     already past its first frames (graphs recorded)."""
     device = pipe.device
-    config = SessionConfig(window_frames=system.window_frames, evict_frames=system.evict_frames,
-                           cuda_graphs=mode.endswith("+graphs"))  # fmt: skip
+    config = session_config(system, mode)
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from avatarlm.backbone import Backbone, KVCache
+from avatarlm.cuda_graphs import record_graph
 
 
 @dataclass
@@ -146,16 +147,8 @@ class StaticKVCache(KVCache):
         )
         if not x.is_cuda:
             return g
-        # warm up on a side stream (as capture wants) on slots past the cached tokens, then record; the
-        # buffers' cached part is untouched, and the real step below overwrites the new tokens' slots
+        # the warm-up runs write slots past the cached tokens: the buffers' cached part is untouched, and
+        # the real step overwrites the new tokens' slots
         g.mask[..., : self._length + n] = mask.to(g.mask.dtype)
-        side = torch.cuda.Stream(device=x.device)
-        side.wait_stream(torch.cuda.current_stream(x.device))
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup):
-                self._forward(backbone, g)
-        torch.cuda.current_stream(x.device).wait_stream(side)
-        g.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g.graph):
-            g.out = self._forward(backbone, g)
+        g.graph, g.out = record_graph(lambda: self._forward(backbone, g), x.device, self.warmup)
         return g

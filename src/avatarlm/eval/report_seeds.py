@@ -4,13 +4,13 @@ of each headline figure per seed with its mean ± standard deviation (``OUT/seed
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+
+from avatarlm.eval.report_write import load_report
 
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 
@@ -44,10 +44,7 @@ def seed_table(folders: Sequence[str | os.PathLike[str]]) -> str:
     """Markdown: each headline measure's generated figure per report (one per seed) and their spread."""
     loaded = []
     for folder in folders:
-        path = Path(folder) / "report.json"
-        if not path.is_file():
-            raise ValueError(f"{folder}: no report.json")
-        data = json.loads(path.read_text())
+        data = load_report(folder)
         loaded.append((data["config"].get("seed", 0), data["headline"]))
     head = ["measure", *(f"seed {seed}" for seed, _ in loaded), "mean ± sd"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

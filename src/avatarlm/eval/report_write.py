@@ -216,19 +216,23 @@ def write_report(report: Report, out: str | os.PathLike[str]) -> Path:
     return path
 
 
+def load_report(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """A report folder's report.json, with one clear error where it is missing or has no headline table."""
+    path = Path(folder) / "report.json"
+    if not path.is_file():
+        raise ValueError(f"{folder}: no report.json (write one with `avatarlm eval --model DIR --out DIR`)")
+    data = json.loads(path.read_text())
+    if "headline" not in data:
+        raise ValueError(f"{path} has no headline table; rerun `avatarlm eval` to rewrite it")
+    return data
+
+
 def compare_reports(folders: list[str | os.PathLike[str]]) -> str:
     """A markdown table of the headline figures of several reports (their report.json) side by side: each
     model's generated column, then the first report's ceiling and floor (the same clips give the same ones)."""
     loaded = []
     for folder in folders:
-        path = Path(folder) / "report.json"
-        if not path.is_file():
-            raise ValueError(
-                f"{folder}: no report.json (write one with `avatarlm eval --model DIR --out DIR`)"
-            )
-        data = json.loads(path.read_text())
-        if "headline" not in data:
-            raise ValueError(f"{path} has no headline table; rerun `avatarlm eval` to rewrite it")
+        data = load_report(folder)
         loaded.append((str(data.get("model") or Path(folder).name), data))
     configs = {  # the noise seed and the window roll change the sessions, not the clips
         json.dumps({k: v for k, v in d["config"].items() if k not in ("roll", "seed")}, sort_keys=True)

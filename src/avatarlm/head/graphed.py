@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from avatarlm.cuda_graphs import record_graph
 from avatarlm.head.base import FlowHead
 
 
@@ -79,13 +80,6 @@ class GraphedSampler:
                 static_cond, noise=static_noise, unconditional=static_free, guidance=guidance
             )
 
-        side = torch.cuda.Stream(device=cond.device)  # warm-up off the default stream, as capture wants
-        side.wait_stream(torch.cuda.current_stream(cond.device))
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup):  # also builds the head's cached time table outside the capture
-                run()
-        torch.cuda.current_stream(cond.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = run()
+        # the warm-up also builds the head's cached time table outside the capture
+        graph, out = record_graph(run, cond.device, self.warmup)
         return _Graph(graph, static_cond, static_noise, static_free, out)

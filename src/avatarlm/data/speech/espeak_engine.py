@@ -72,9 +72,8 @@ class _Engine:
     """
 
     def __init__(self, library_path: str) -> None:
-        # DEEPBIND: the copy's calls into itself stay inside it, never resolving to another libespeak-ng the
-        # process holds (Piper's voices load their own); a full test run crashed once inside espeak_Synth
-        # with both loaded.
+        # DEEPBIND: the copy's calls into itself stay inside it, never resolving to another libespeak-ng
+        # (Piper's voices load their own); this process loads nothing else, the flag only keeps it so.
         self.lib = ctypes.CDLL(library_path, mode=os.RTLD_LOCAL | os.RTLD_DEEPBIND)
         self.lib.espeak_Initialize.restype = ctypes.c_int
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
