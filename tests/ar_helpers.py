@@ -17,9 +17,10 @@ C, T, D = 8, 16, 64  # latent channels, tokens per frame (4x4), backbone width
 TAG = "ar-test"
 
 
-def ae_config():
+def ae_config(**overrides):
     """64x64 -> 4x4x8 (f16), no temporal layers."""
     return small_config(
+        **overrides,
         image_height=64,
         image_width=64,
         widths=(8, 16, 32, 32),
@@ -93,10 +94,12 @@ def random_pipeline_folder(
     chunk_size: int = 1,
     modalities: tuple[str, ...] | None = None,
     num_actions: int = 5,
+    mouth_channels: int = 0,
 ) -> Path:
     """A 64x64 pipeline with random weights (delta target, head opened) saved under ``root``; two audio
     streams make it a duplex model, ``chunk_size`` n > 1 the paper's layout, ``modalities`` e.g.
-    ("action",) a world model (of ``num_actions`` actions)."""
+    ("action",) a world model (of ``num_actions`` actions), ``mouth_channels`` K an autoencoder whose first
+    K channels are declared the mouth's (as ``train ae --mouth-channels`` makes them)."""
     from dataclasses import replace
 
     import torch
@@ -105,11 +108,11 @@ def random_pipeline_folder(
     from avatarlm.pipeline.folder import save_pipeline
 
     torch.manual_seed(0)
-    ae = DCAutoencoder(ae_config()).save_pretrained(root / "ae")
+    ae = DCAutoencoder(ae_config(mouth_channels=mouth_channels)).save_pretrained(root / f"ae-{mouth_channels}")
     config = ar_config(target="delta", chunk_size=chunk_size)
     cond = replace(config.conditions, audio_streams=audio_streams)
     if modalities is not None:
         cond = replace(cond, modalities=modalities, num_actions=num_actions)
     config = replace(config, conditions=cond)
-    folder = root / f"pipeline-{audio_streams}-{chunk_size}-{'-'.join(cond.modalities)}"
+    folder = root / f"pipeline-{audio_streams}-{chunk_size}-{'-'.join(cond.modalities)}-{mouth_channels}"
     return save_pipeline(folder, ae, open_head(ARModel(config), 0.05), "test")

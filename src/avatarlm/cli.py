@@ -9,7 +9,7 @@ from pathlib import Path
 
 from avatarlm.cli_chat import add_chat_parser, run_chat
 from avatarlm.cli_eval import add_eval_parser, run_eval
-from avatarlm.cli_options import add_device_argument
+from avatarlm.cli_options import add_anchor_argument, add_device_argument
 from avatarlm.cli_play import add_play_parser, run_play
 from avatarlm.cli_serve import add_serve_parser, run_serve
 from avatarlm.cli_serve_cluster import add_serve_cluster_parser, run_serve_cluster
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     face.add_argument("--image", help="reference image of the face")
     gen.add_argument("--seed", type=int, default=0, help="noise seed of the session")
     add_device_argument(gen)
+    add_anchor_argument(gen)
     gen.add_argument(
         "--lip-strength",
         type=float,
@@ -179,7 +180,7 @@ def _generate(args: argparse.Namespace) -> None:
     warning = domain_warning(pipe.autoencoder, image) if image is not None else None
     if warning:
         print(warning, file=sys.stderr)
-    config = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
+    config = SessionConfig(seed=args.seed, lip_strength=args.lip_strength, anchor=args.anchor)
     report = generate_video(pipe, audio, args.out, image, identity, config, partner, instructions)
     print(report.summary())
     print(f"wrote {args.out}")

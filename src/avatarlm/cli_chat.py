@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from avatarlm.cli_options import add_device_argument
+from avatarlm.cli_options import add_anchor_argument, add_device_argument
 
 
 def add_chat_parser(sub: Any) -> None:
@@ -27,6 +27,7 @@ def add_chat_parser(sub: Any) -> None:
     chat.add_argument("--script", default=None, help="offline replies in order, separated by '|'")
     chat.add_argument("--seed", type=int, default=0)
     add_device_argument(chat)
+    add_anchor_argument(chat)
 
 
 def run_chat(args: argparse.Namespace) -> None:
@@ -49,7 +50,7 @@ def run_chat(args: argparse.Namespace) -> None:
     responder = FallbackResponder.from_env(fallback=offline)
     talk = converse(
         pipe, user, args.out, responder, transcriber_for(args.lang), image, identity, config,
-        SessionConfig(seed=args.seed),
+        SessionConfig(seed=args.seed, anchor=args.anchor),
     )  # fmt: skip
     if responder.notice and responder.primary is not None:  # the endpoint failed at some point
         print(responder.notice)

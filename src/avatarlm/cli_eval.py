@@ -7,6 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from avatarlm.cli_options import add_anchor_argument
+
 
 def add_eval_parser(sub: Any) -> None:
     """Add ``eval`` and its subcommands to the top-level subparsers ``sub``."""
@@ -28,6 +30,7 @@ def add_eval_parser(sub: Any) -> None:
         "--sessions", default=None, help="free-running session lengths in s, e.g. 10,60,600 (default 10,60)"
     )
     report.add_argument("--roll", choices=("rotate", "reencode"), default="rotate", help="window roll")
+    add_anchor_argument(report)
     report.add_argument("--seed", type=int, default=0)
     report.add_argument(
         "--seeds", default=None, help="several noise seeds, e.g. 0,1,2: a report each (OUT/seed-N) and their "
@@ -147,7 +150,7 @@ def _eval_report(args: argparse.Namespace) -> None:
     out = Path(args.out)
     folders = []
     for seed in seeds:
-        config = replace(base, seed=seed, roll=args.roll, drift_seconds=sessions)
+        config = replace(base, seed=seed, roll=args.roll, anchor=args.anchor, drift_seconds=sessions)
         report = build_report(pipe, probe, config, model_name=str(args.model))
         folders.append(out / f"seed-{seed}" if args.seeds is not None else out)
         path = write_report(report, folders[-1])

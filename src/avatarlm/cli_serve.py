@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from avatarlm.cli_options import add_device_argument
+from avatarlm.cli_options import add_anchor_argument, add_device_argument
 
 if TYPE_CHECKING:
     from avatarlm.pipeline.folder import Pipeline
@@ -24,6 +24,7 @@ def add_serve_parser(sub: Any) -> None:
     )
     serve.add_argument("--model", default=None, help="pipeline folder (default: the bundled models/tiny)")
     add_device_argument(serve)
+    add_anchor_argument(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-sessions", type=int, default=2, help="concurrent sessions (default: 2)")
@@ -69,7 +70,7 @@ def run_serve(args: argparse.Namespace) -> None:
         max_sessions=args.max_sessions, idle_seconds=args.idle_seconds, token=token, replica=replica,
         batching=args.batching, batch_wait_ms=args.batch_wait_ms, env=args.env,
     )  # fmt: skip
-    session = SessionConfig(seed=args.seed, lip_strength=args.lip_strength)
+    session = SessionConfig(seed=args.seed, lip_strength=args.lip_strength, anchor=args.anchor)
     serve_pipeline(
         load_for_command(args.model, args.device),
         config,

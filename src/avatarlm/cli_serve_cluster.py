@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avatarlm.cli_options import add_anchor_argument
+
 
 def add_serve_cluster_parser(sub: Any) -> None:
     cluster = sub.add_parser(
@@ -32,6 +34,7 @@ def add_serve_cluster_parser(sub: Any) -> None:
     cluster.add_argument("--idle-seconds", type=float, default=300.0, help="close sessions silent this long")
     cluster.add_argument("--lip-strength", type=float, default=1.0, help="guidance on the audio (costs 2x)")
     cluster.add_argument("--seed", type=int, default=0, help="noise seed of every session")
+    add_anchor_argument(cluster)
     cluster.add_argument(
         "--threads", type=int, default=None, help="torch threads per replica (default: cores/N)"
     )
@@ -52,6 +55,7 @@ def run_serve_cluster(args: argparse.Namespace) -> None:
         *(["--model", args.model] if args.model else []),
         *("--max-sessions", str(args.max_sessions), "--idle-seconds", str(args.idle_seconds)),
         *("--lip-strength", str(args.lip_strength), "--seed", str(args.seed)),
+        *(["--anchor", str(args.anchor)] if args.anchor is not None else []),
     ]
     config = ClusterConfig(
         replicas=args.replicas,

@@ -66,6 +66,7 @@ class ReportConfig:
     max_lag: int = 3
     seed: int = 0
     roll: str = "rotate"  # the sessions' window roll (SessionConfig.roll)
+    anchor: float | None = None  # the sessions' pull toward the reference (SessionConfig.anchor)
     dialogue_languages: tuple[str, ...] = DIALOGUE_LANGUAGES
     dialogue_seconds: float = 10.0
 
@@ -179,7 +180,7 @@ def build_report(
     size = pipe.autoencoder.config.image_height
     if pipe.autoencoder.config.image_width != size:
         raise ValueError("the report renders square clips; this pipeline's frames are not square")
-    session = SessionConfig(seed=config.seed, roll=config.roll)
+    session = SessionConfig(seed=config.seed, roll=config.roll, anchor=config.anchor)
     n_clips = len(config.languages) * config.clips_per_language
     duplex = pipe.model.config.conditions.audio_streams == 2
     n_dialogues = len(config.dialogue_languages) if duplex else 0

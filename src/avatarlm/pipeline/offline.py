@@ -16,6 +16,7 @@ from avatarlm.autoencoder.model import AutoencoderCache, DCAutoencoder
 from avatarlm.autoencoder.tokens import grid_to_tokens, tokens_to_grid
 from avatarlm.conditions.projector import ConditionBatch
 from avatarlm.model import ARModel
+from avatarlm.pipeline.anchor import anchor_step, resolve_anchor
 
 
 @torch.no_grad()
@@ -27,12 +28,16 @@ def generate_latents(
     progress: bool = False,
     unconditional: torch.Tensor | None = None,
     guidance: float = 1.0,
+    anchor: float = 0.0,
+    free_channels: int = 0,
 ) -> torch.Tensor:
     """Tokens (F + 1, T, C): the reference (T, C) followed by the F frames cond_tokens (F, k, D) drive
     (cond_tokens[j] is cond(j + 1)); a model with chunks of n frames gets them a chunk at a time.
 
     With ``unconditional`` (F, k, D), the same frames without what is guided (e.g. null audio), every step
-    follows classifier-free guidance of strength ``guidance``, as a session with ``lip_strength`` does."""
+    follows classifier-free guidance of strength ``guidance``, as a session with ``lip_strength`` does.
+    ``anchor``: every frame is pulled that share of the way back to the reference in the channels from
+    ``free_channels`` on (``anchor.py``), as in a session."""
     model.eval()
     n = model.config.chunk_size
     frames = cond_tokens.shape[0]
@@ -52,7 +57,9 @@ def generate_latents(
     out = [reference]
     for j in tqdm(range(frames), desc="generate", disable=not progress):
         chunk = rows[:, j : j + n] if j % n == 0 else None
-        out.append(model.step(state, chunk, guidance=step_guidance)[0])
+        model.step(state, chunk, guidance=step_guidance)
+        anchor_step(state, reference, free_channels, anchor)
+        out.append(state.latent[0])
     return torch.stack(out)
 
 
@@ -99,10 +106,12 @@ def generate_clip(
     seed: int = 0,
     progress: bool = False,
     lip_strength: float = 1.0,
+    anchor: float | None = None,
 ) -> np.ndarray:
     """uint8 frames (F + 1, H, W, 3): the decoded reference, then the F generated frames. ``lip_strength``
     other than 1: classifier-free guidance on the audio (the same conditions with null audio as the
-    unconditional row), as :class:`~avatarlm.pipeline.session.SessionConfig` applies it."""
+    unconditional row), as :class:`~avatarlm.pipeline.session.SessionConfig` applies it; ``anchor`` as there
+    (None: the pipeline's default)."""
     model.eval()
     uncond = None
     with torch.no_grad():
@@ -114,5 +123,8 @@ def generate_clip(
                 conditions, audio=None, audio_tokens=None, audio_history_frames=0, batch_size=b, num_frames=f
             )
             uncond = model.encode_conditions(silent)[0]
-    latents = generate_latents(model, reference, cond, seed, progress, uncond, lip_strength)
+    share = resolve_anchor(anchor, ae, model)
+    latents = generate_latents(
+        model, reference, cond, seed, progress, uncond, lip_strength, share, ae.config.mouth_channels
+    )
     return decode_tokens(ae, latents)

@@ -24,6 +24,7 @@ import torch
 from avatarlm.conditions.action import NO_ACTION
 from avatarlm.conditions.pose import NUM_KEYPOINTS
 from avatarlm.conditions.projector import ConditionBatch
+from avatarlm.pipeline.anchor import anchor_step, resolve_anchor
 from avatarlm.pipeline.audio_input import SAMPLE_RATE, AudioInput
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.offline import decode_frame, encode_reference
@@ -39,7 +40,9 @@ class SessionConfig:
     window, 31 for ``tiny``); ``evict_frames``: how many leave at once when it is full (one re-encode per
     eviction); ``roll``: how the window drops them (see ``rolling.py``); ``seed``: the noise of the whole
     session; ``lip_strength``: guidance on the audio condition (1 = none; otherwise every step runs the
-    backbone twice, with and without the audio)."""
+    backbone twice, with and without the audio); ``anchor``: each frame, the generated latent's channels
+    outside the autoencoder's mouth channels move this share of the way back to the reference's (0 = off;
+    None = the pipeline's default; see ``anchor.py``)."""
 
     window_frames: int = DEFAULT_WINDOW
     evict_frames: int = DEFAULT_EVICT
@@ -48,6 +51,7 @@ class SessionConfig:
     grace_seconds: float = 0.2  # live sessions: audio this late is taken as silence (see advance())
     roll: str = "rotate"  # "rotate": drop + re-rotate cached keys, no pass; "reencode": the training layout
     cuda_graphs: bool = True  # on a GPU, replay the backbone's steps and the head's sampling as CUDA graphs
+    anchor: float | None = None  # pull toward the reference per frame: bounds drift, slows head motion
 
     def __post_init__(self) -> None:
         if self.window_frames < 2:
@@ -64,10 +68,18 @@ class SessionConfig:
             raise ValueError(f"roll must be 'reencode' or 'rotate', got {self.roll!r}")
         if not 0.0 <= self.lip_strength <= 10.0:
             raise ValueError(f"lip_strength must be in [0, 10], got {self.lip_strength}")
+        if self.anchor is not None and not 0.0 <= self.anchor < 1.0:
+            raise ValueError(f"anchor must be in [0, 1), got {self.anchor}")
 
     @property
     def guided(self) -> bool:
         return self.lip_strength != 1.0
+
+    def for_pipeline(self, pipe: Pipeline) -> SessionConfig:
+        """This config as a session of ``pipe`` runs it: windows in whole chunks (:meth:`for_chunks`) and the
+        anchor filled in (the pipeline's default where it is None) and checked."""
+        anchor = resolve_anchor(self.anchor, pipe.autoencoder, pipe.model)
+        return replace(self.for_chunks(pipe.model.config.chunk_size), anchor=anchor)
 
     def for_chunks(self, n: int) -> SessionConfig:
         """This config for a model with chunks of ``n`` frames, which rolls its window by whole chunks: the
@@ -135,7 +147,7 @@ class StreamingSession:
             raise ValueError("give exactly one of a reference image or an identity seed")
         model, cond = pipe.model.eval(), pipe.model.config.conditions
         self._chunk = n = model.config.chunk_size
-        self.pipe, self.config = pipe, (config or SessionConfig()).for_chunks(n)
+        self.pipe, self.config = pipe, (config or SessionConfig()).for_pipeline(pipe)
         if batcher is not None and batcher.model is not model:
             raise ValueError("the step batcher serves another model than this pipeline's")
         self._step = batcher.step if batcher is not None else model.step
@@ -309,7 +321,11 @@ class StreamingSession:
             cond, ready = self._chunk_conditions()
         self._sync()
         t1 = time.perf_counter()
-        latent = self._step(self._state, cond, guidance=guidance)[0]
+        self._step(self._state, cond, guidance=guidance)
+        anchor_step(
+            self._state, self.reference, self.pipe.autoencoder.config.mouth_channels, cfg.anchor or 0.0
+        )
+        latent = self._state.latent[0]
         index = self._state.frame
         self._sync()
         t2 = time.perf_counter()

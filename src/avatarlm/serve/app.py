@@ -129,7 +129,7 @@ def create_app(
         replica = cfg.replica or str(os.getpid())
         return {
             **model_facts(pipe),
-            "session": asdict((session or SessionConfig()).for_chunks(pipe.model.config.chunk_size)),
+            "session": asdict((session or SessionConfig()).for_pipeline(pipe)),
             "replica": replica,
         }
 
