@@ -126,7 +126,7 @@ def main() -> None:
         for label, curve in curves.items():
             ax.plot(np.arange(1, len(curve) + 1), curve, label=label)
         ax.set_xlabel("session time (s)")
-        ax.set_ylabel("static-region distance to the reference (grey levels)")
+        ax.set_ylabel("static distance (grey levels)")
         ax.set_ylim(bottom=0)
         ax.legend()
         ax.grid(alpha=0.3)

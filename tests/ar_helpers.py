@@ -108,7 +108,9 @@ def random_pipeline_folder(
     from avatarlm.pipeline.folder import save_pipeline
 
     torch.manual_seed(0)
-    ae = DCAutoencoder(ae_config(mouth_channels=mouth_channels)).save_pretrained(root / f"ae-{mouth_channels}")
+    ae = DCAutoencoder(ae_config(mouth_channels=mouth_channels)).save_pretrained(
+        root / f"ae-{mouth_channels}"
+    )
     config = ar_config(target="delta", chunk_size=chunk_size)
     cond = replace(config.conditions, audio_streams=audio_streams)
     if modalities is not None:

@@ -31,6 +31,12 @@ def add_eval_parser(sub: Any) -> None:
     )
     report.add_argument("--roll", choices=("rotate", "reencode"), default="rotate", help="window roll")
     add_anchor_argument(report)
+    report.add_argument(
+        "--lip-strength",
+        type=float,
+        default=1.0,
+        help="the sessions' guidance on the audio (default 1: none)",
+    )
     report.add_argument("--seed", type=int, default=0)
     report.add_argument(
         "--seeds", default=None, help="several noise seeds, e.g. 0,1,2: a report each (OUT/seed-N) and their "
@@ -150,7 +156,10 @@ def _eval_report(args: argparse.Namespace) -> None:
     out = Path(args.out)
     folders = []
     for seed in seeds:
-        config = replace(base, seed=seed, roll=args.roll, anchor=args.anchor, drift_seconds=sessions)
+        config = replace(
+            base, seed=seed, roll=args.roll, anchor=args.anchor, lip_strength=args.lip_strength,
+            drift_seconds=sessions,
+        )  # fmt: skip
         report = build_report(pipe, probe, config, model_name=str(args.model))
         folders.append(out / f"seed-{seed}" if args.seeds is not None else out)
         path = write_report(report, folders[-1])

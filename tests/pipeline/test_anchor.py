@@ -45,7 +45,9 @@ def test_default_anchor_only_for_talking_heads_with_mouth_channels(pipe, mouth_p
     world = load_pipeline(random_pipeline_folder(tmp_path, modalities=("action",), mouth_channels=MOUTH))
     assert default_anchor(world.autoencoder, world.model) == 0.0
     assert StreamingSession(mouth_pipe, identity_seed=1).config.anchor == DEFAULT_ANCHOR
-    assert StreamingSession(mouth_pipe, identity_seed=1, config=SessionConfig(anchor=0.0)).config.anchor == 0.0
+    assert (
+        StreamingSession(mouth_pipe, identity_seed=1, config=SessionConfig(anchor=0.0)).config.anchor == 0.0
+    )
     with pytest.raises(ValueError, match="anchor must be in"):
         SessionConfig(anchor=1.0)
     with pytest.raises(ValueError, match="anchor must be in"):
@@ -54,7 +56,9 @@ def test_default_anchor_only_for_talking_heads_with_mouth_channels(pipe, mouth_p
 
 def test_anchored_session_agrees_with_the_anchored_offline_run(mouth_pipe):
     audio = speech(1.2)
-    session = StreamingSession(mouth_pipe, identity_seed=3, config=SessionConfig(window_frames=64, anchor=0.2))
+    session = StreamingSession(
+        mouth_pipe, identity_seed=3, config=SessionConfig(window_frames=64, anchor=0.2)
+    )
     session.push_audio(audio)
     session.flush()
     streamed = np.stack([f for _, f in session.frames()])

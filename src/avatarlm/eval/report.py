@@ -11,7 +11,7 @@ are also measured on dialogues (``duplex_report.py``). Long sessions measure dri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ from avatarlm.eval.eval_generate import looped, stream_clip, teacher_forced_fram
 from avatarlm.eval.image_metrics import psnr
 from avatarlm.eval.lipsync import lagged_correlations
 from avatarlm.eval.pixel_probe import PixelProbe, state_targets, unscale
+from avatarlm.pipeline.anchor import resolve_anchor
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.session import SessionConfig
 
@@ -67,6 +68,7 @@ class ReportConfig:
     seed: int = 0
     roll: str = "rotate"  # the sessions' window roll (SessionConfig.roll)
     anchor: float | None = None  # the sessions' pull toward the reference (SessionConfig.anchor)
+    lip_strength: float = 1.0  # the sessions' guidance on the audio (SessionConfig.lip_strength)
     dialogue_languages: tuple[str, ...] = DIALOGUE_LANGUAGES
     dialogue_seconds: float = 10.0
 
@@ -180,7 +182,10 @@ def build_report(
     size = pipe.autoencoder.config.image_height
     if pipe.autoencoder.config.image_width != size:
         raise ValueError("the report renders square clips; this pipeline's frames are not square")
-    session = SessionConfig(seed=config.seed, roll=config.roll, anchor=config.anchor)
+    config = replace(config, anchor=resolve_anchor(config.anchor, pipe.autoencoder, pipe.model))
+    session = SessionConfig(
+        seed=config.seed, roll=config.roll, anchor=config.anchor, lip_strength=config.lip_strength
+    )
     n_clips = len(config.languages) * config.clips_per_language
     duplex = pipe.model.config.conditions.audio_streams == 2
     n_dialogues = len(config.dialogue_languages) if duplex else 0

@@ -76,7 +76,8 @@ def markdown(report: Report, plots: dict[str, str]) -> str:
         f"{len(report.clips)} clips ({', '.join(cfg.languages)}; {cfg.clips_per_language} per language, "
         f"~{cfg.seconds:g} s each) of unseen test-split faces with held-out voices, rendered by the synthetic "
         "world; every figure read from pixels by the pixel probe. `generated`: the model's frames from a "
-        f"streaming session (window roll: {cfg.roll}) started on the clip's first true frame and driven by "
+        f"streaming session (window roll: {cfg.roll}; anchor {cfg.anchor:g}; lip strength {cfg.lip_strength:g}) "
+        "started on the clip's first true frame and driven by "
         "its audio, pose and "
         "instructions. `ceiling`: the autoencoder's reconstruction of the true frames (the best a model in "
         "this latent space can do). `floor`: the first true frame held still.",
@@ -227,6 +228,9 @@ def load_report(folder: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+SESSION_SETTINGS = ("seed", "roll", "anchor", "lip_strength")  # of ReportConfig: how the sessions run
+
+
 def compare_reports(folders: list[str | os.PathLike[str]]) -> str:
     """A markdown table of the headline figures of several reports (their report.json) side by side: each
     model's generated column, then the first report's ceiling and floor (the same clips give the same ones)."""
@@ -234,12 +238,16 @@ def compare_reports(folders: list[str | os.PathLike[str]]) -> str:
     for folder in folders:
         data = load_report(folder)
         loaded.append((str(data.get("model") or Path(folder).name), data))
-    configs = {  # the noise seed and the window roll change the sessions, not the clips
-        json.dumps({k: v for k, v in d["config"].items() if k not in ("roll", "seed")}, sort_keys=True)
+    configs = {  # these settings change the sessions, not the clips
+        json.dumps({k: v for k, v in d["config"].items() if k not in SESSION_SETTINGS}, sort_keys=True)
         for _, d in loaded
     }
     repeated = len({name for name, _ in loaded}) < len(loaded)
-    names = [f"`{name}`" + (f" seed {d['config'].get('seed', 0)}" if repeated else "") for name, d in loaded]
+    differ = [k for k in SESSION_SETTINGS if len({str(d["config"].get(k)) for _, d in loaded}) > 1]
+    names = [
+        f"`{name}`" + "".join(f" {k.replace('_', ' ')} {d['config'].get(k)}" for k in differ if repeated)
+        for name, d in loaded
+    ]
     lines = [_row("measure", [*names, HEADERS[1], HEADERS[2]]), _row("---", ["---"] * (len(names) + 2))]
     first = loaded[0][1]["headline"]
     for measure, cells in first.items():
