@@ -9,7 +9,7 @@ from pathlib import Path
 
 from avatarlm.cli_chat import add_chat_parser, run_chat
 from avatarlm.cli_eval import add_eval_parser, run_eval
-from avatarlm.cli_options import add_anchor_argument, add_device_argument
+from avatarlm.cli_options import add_anchor_argument, add_device_argument, add_lip_strength_argument
 from avatarlm.cli_play import add_play_parser, run_play
 from avatarlm.cli_serve import add_serve_parser, run_serve
 from avatarlm.cli_serve_cluster import add_serve_cluster_parser, run_serve_cluster
@@ -104,12 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="noise seed of the session")
     add_device_argument(gen)
     add_anchor_argument(gen)
-    gen.add_argument(
-        "--lip-strength",
-        type=float,
-        default=1.0,
-        help="guidance on the audio: > 1 follows it harder (costs 2x)",
-    )
+    add_lip_strength_argument(gen)
     gen.add_argument("--out", required=True, help="mp4 to write (with sound)")
 
     add_eval_parser(sub)

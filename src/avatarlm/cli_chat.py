@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from avatarlm.cli_options import add_anchor_argument, add_device_argument
+from avatarlm.cli_options import add_anchor_argument, add_device_argument, add_lip_strength_argument
 
 
 def add_chat_parser(sub: Any) -> None:
@@ -28,6 +28,7 @@ def add_chat_parser(sub: Any) -> None:
     chat.add_argument("--seed", type=int, default=0)
     add_device_argument(chat)
     add_anchor_argument(chat)
+    add_lip_strength_argument(chat)
 
 
 def run_chat(args: argparse.Namespace) -> None:
@@ -50,7 +51,7 @@ def run_chat(args: argparse.Namespace) -> None:
     responder = FallbackResponder.from_env(fallback=offline)
     talk = converse(
         pipe, user, args.out, responder, transcriber_for(args.lang), image, identity, config,
-        SessionConfig(seed=args.seed, anchor=args.anchor),
+        SessionConfig(seed=args.seed, anchor=args.anchor, lip_strength=args.lip_strength),
     )  # fmt: skip
     if responder.notice and responder.primary is not None:  # the endpoint failed at some point
         print(responder.notice)

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from avatarlm.cli_options import add_anchor_argument, add_device_argument
+from avatarlm.cli_options import add_anchor_argument, add_device_argument, add_lip_strength_argument
 
 if TYPE_CHECKING:
     from avatarlm.pipeline.folder import Pipeline
@@ -30,7 +30,7 @@ def add_serve_parser(sub: Any) -> None:
     serve.add_argument("--max-sessions", type=int, default=2, help="concurrent sessions (default: 2)")
     serve.add_argument("--idle-seconds", type=float, default=300.0, help="close sessions silent this long")
     serve.add_argument("--token", default=None, help="API token (default: $AVATARLM_TOKEN; none: open)")
-    serve.add_argument("--lip-strength", type=float, default=1.0, help="guidance on the audio (costs 2x)")
+    add_lip_strength_argument(serve, default=1.0)
     serve.add_argument("--seed", type=int, default=0, help="noise seed of every session")
     serve.add_argument(
         "--env",

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from avatarlm.cli_options import add_anchor_argument
+from avatarlm.cli_options import add_anchor_argument, add_lip_strength_argument
 
 
 def add_serve_cluster_parser(sub: Any) -> None:
@@ -32,7 +32,7 @@ def add_serve_cluster_parser(sub: Any) -> None:
     cluster.add_argument("--token", default=None, help="API token (default: $AVATARLM_TOKEN; none: open)")
     cluster.add_argument("--max-sessions", type=int, default=2, help="concurrent sessions per replica")
     cluster.add_argument("--idle-seconds", type=float, default=300.0, help="close sessions silent this long")
-    cluster.add_argument("--lip-strength", type=float, default=1.0, help="guidance on the audio (costs 2x)")
+    add_lip_strength_argument(cluster, default=1.0)
     cluster.add_argument("--seed", type=int, default=0, help="noise seed of every session")
     add_anchor_argument(cluster)
     cluster.add_argument(

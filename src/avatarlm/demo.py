@@ -63,6 +63,7 @@ def talking_video(
 ) -> tuple[Path, str]:
     """The pipeline's avatar (identity ``seed``) speaking ``text`` (default: three everyday phrases of the
     language, espeak-ng voice): writes ``talking_<language>.mp4``; returns it and the latency summary."""
+    from avatarlm.cli_options import VIDEO_LIP_STRENGTH
     from avatarlm.data.speech.phrases import phrases
     from avatarlm.pipeline.folder import load_pipeline
     from avatarlm.pipeline.generate import generate_video, speak_text
@@ -71,7 +72,8 @@ def talking_video(
     pipe = load_pipeline(model)
     audio = speak_text(text or " ".join(phrases(language)[:3]), language)
     path = out / f"talking_{language}.mp4"
-    report = generate_video(pipe, audio, path, identity_seed=seed, config=SessionConfig(seed=seed))
+    config = SessionConfig(seed=seed, lip_strength=VIDEO_LIP_STRENGTH)
+    report = generate_video(pipe, audio, path, identity_seed=seed, config=config)
     return path, report.summary()
 
 
