@@ -80,6 +80,8 @@ def test_generate_rejects_bad_input(random_pipeline, tmp_path, capsys):
         (["--text", "hi", "--partner-audio", str(corrupt)], "cannot read audio"),
         (["--text", "hi", "--instructions", "3-2:smile"], "START-END:TEXT"),
         (["--text", "hi", "--instructions", "1-2"], "START-END:TEXT"),
+        (["--text", "hi", "--anchor", "1.5"], "anchor must be in [0, 1), got 1.5"),
+        (["--text", "hi", "--lip-strength", "-1"], "lip_strength must be in [0, 10], got -1.0"),
     ]
     for extra, message in cases:
         assert main([*base, *extra, "--out", str(out)]) == 2
