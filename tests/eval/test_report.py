@@ -86,10 +86,7 @@ def test_compare_tells_seeds_apart_and_only_warns_about_other_clips(report, tmp_
     assert "different clip sets" not in seeds  # the noise seed changes the sessions, not the clips
     write_report(replace(report, config=replace(report.config, anchor=0.1, lip_strength=2.0)), tmp_path / "g")
     guided = compare_reports([tmp_path / "a", tmp_path / "g"]).splitlines()[0]
-    assert (
-        "anchor 0.0 lip strength 1.0 |" in guided
-        and "anchor 0.1 lip strength 2.0 |" in guided
-    )
+    assert "anchor 0.0 lip strength 1.0 |" in guided and "anchor 0.1 lip strength 2.0 |" in guided
     assert "seed" not in guided  # only the settings that differ
     assert "different clip sets" in compare_reports([tmp_path / "a", tmp_path / "longer"])
 
