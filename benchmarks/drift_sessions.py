@@ -43,7 +43,7 @@ def head_motion(probe: PixelProbe, frames: np.ndarray, faces: np.ndarray) -> flo
 
 
 def session_drift(
-    pipe, probe: PixelProbe, sample, n: int, segment: int, fps: int, anchor: float = 0.0
+    pipe, probe: PixelProbe, sample, n: int, segment: int, fps: int, anchor: float | None = None
 ) -> dict[str, object]:
     """Per-second static distance and sharpness gap, lip-sync r (best of lags -1..1) in the first and
     last ``segment`` frames of an ``n``-frame session on ``sample``'s inputs, and the head's motion in the
@@ -77,7 +77,11 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=4, help="unseen monologue clips")
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--segment", type=float, default=10.0, help="seconds of the first and last segments")
-    p.add_argument("--anchor", default="0", help="comma-separated SessionConfig.anchor values: a row each")
+    p.add_argument(
+        "--anchor",
+        default="default",
+        help="comma-separated SessionConfig.anchor values, a row each ('default': the pipeline's)",
+    )
     p.add_argument("--probe", default="models/probe", help="pixel probe folder (head motion)")
     p.add_argument("--plot", default=None, help="PNG: static distance over time per model")
     args = p.parse_args()
@@ -97,14 +101,18 @@ def main() -> None:
         "| lip-sync r, first | last | head motion, last / truth |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    anchors = [float(a) for a in args.anchor.split(",")]
+    anchors = [None if a.strip() == "default" else float(a) for a in args.anchor.split(",")]
     for item in args.model:
         label, _, folder = item.partition("=")
         pipe = load_pipeline(folder)
         fps = pipe.model.config.conditions.fps
         n, seg = int(args.seconds * fps), int(args.segment * fps)
         for anchor in anchors:
-            name = label if anchors == [0.0] else f"{label}, anchor {anchor:g}"
+            name = (
+                label
+                if len(anchors) == 1
+                else f"{label}, anchor {anchor if anchor is not None else 'default'}"
+            )
             runs = [session_drift(pipe, probe, s, n, seg, fps, anchor) for s in samples]
             static = np.mean([r["static"] for r in runs], axis=0)
             sharp = np.mean([r["sharp"] for r in runs], axis=0)
