@@ -28,3 +28,22 @@ def test_talking_video_streams_a_pipeline(tmp_path):
     frames, meta = read_mp4(path)
     assert path.name == "talking_de.mp4" and frames.shape[1:] == (64, 64, 3) and len(frames) > 10
     assert meta["comment"] == GENERATED_TAG and "real-time factor" in summary
+
+
+def test_demo_with_an_mp4_out_writes_one_talking_video(tmp_path, capsys):
+    """The streaming issue's main command: `avatarlm demo --text ... --lang xx --out demo.mp4`."""
+    from ar_helpers import random_pipeline_folder
+    from avatarlm.cli import main
+
+    folder = str(random_pipeline_folder(tmp_path))
+    out = tmp_path / "demo.mp4"
+    args = ["demo", "--model", folder, "--text", "Guten Tag.", "--lang", "de", "--identity", "5"]
+    assert main([*args, "--lip-strength", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    frames, meta = read_mp4(out)
+    assert frames.shape[1:] == (64, 64, 3) and len(frames) > 10 and meta["comment"] == GENERATED_TAG
+    assert "real-time factor" in printed and not list(tmp_path.glob("*.png"))  # no folder demo
+    bad = tmp_path / "bad.mp4"
+    assert main(["demo", "--model", folder, "--lang", "xx", "--out", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown language 'xx'" in err and err.count("\n") == 1 and not bad.exists()

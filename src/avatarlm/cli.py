@@ -26,14 +26,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="render the demo outputs into a folder")
-    demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    demo = sub.add_parser(
+        "demo",
+        help="render the demo outputs into a folder, or (--out NAME.mp4) one talking video",
+        description="With --out FOLDER: a contact sheet of identities, a synthetic dialogue and the model "
+        "speaking (talking_LANG.mp4). With --out NAME.mp4: only the model speaking --text or --audio, as "
+        "`avatarlm generate` does, with its latency summary.",
+    )
+    demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo) or an .mp4")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--language", default="en")
+    demo.add_argument("--language", "--lang", dest="language", default="en")
     demo.add_argument("--size", type=int, default=256, help="pixels per avatar (square)")
     demo.add_argument("--seconds", type=float, default=12.0)
     demo.add_argument("--model", default=None, help="pipeline folder (default: the bundled models/tiny)")
     demo.add_argument("--text", default=None, help="what the avatar says (default: phrases of --language)")
+    demo.add_argument("--audio", default=None, help="with --out NAME.mp4: speech file instead of --text")
+    demo_face = demo.add_mutually_exclusive_group()
+    demo_face.add_argument("--identity", type=int, default=None, help="synthetic identity (default: --seed)")
+    demo_face.add_argument("--image", help="with --out NAME.mp4: reference image of the face")
+    demo.add_argument("--instructions", help='with --out NAME.mp4: timed instructions, e.g. "2.0-3.5:smile"')
+    add_lip_strength_argument(demo)
+    add_anchor_argument(demo)
+    add_device_argument(demo)
 
     data = sub.add_parser("data", help="datasets: the synthetic avatar world, game rollouts").add_subparsers(
         dest="data_command", required=True
@@ -151,6 +165,21 @@ def _ae_command(args: argparse.Namespace) -> None:
             print(f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value}")
 
 
+def _demo_video(args: argparse.Namespace) -> None:
+    """`demo --out NAME.mp4`: `generate` with the demo's defaults (the language's everyday phrases, the
+    identity of --seed)."""
+    from avatarlm.data.speech.phrases import phrases
+
+    if args.text is not None and args.audio is not None:
+        raise ValueError("give --text or --audio, not both")
+    text = args.text if args.text is not None or args.audio else " ".join(phrases(args.language)[:3])
+    identity = args.identity if args.identity is not None or args.image else args.seed
+    _generate(
+        argparse.Namespace(**{**vars(args), "text": text, "lang": args.language, "identity": identity,
+                              "partner_audio": None})
+    )  # fmt: skip
+
+
 def _generate(args: argparse.Namespace) -> None:
     from avatarlm.pipeline.folder import load_for_command
     from avatarlm.pipeline.generate import (
@@ -216,7 +245,9 @@ def _ingest(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "demo":
+        if args.command == "demo" and args.out.lower().endswith(".mp4"):
+            _demo_video(args)
+        elif args.command == "demo":
             from avatarlm.data.speech.languages import get_language
             from avatarlm.demo import run_demo, talking_video
             from avatarlm.pipeline.folder import BUNDLED, bundled_pipeline
