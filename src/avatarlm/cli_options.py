@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# Guidance on the audio for the commands that write a video (generate, chat, demo): lip-sync r 0.70 -> 0.79
-# and self-speech in dialogues 0.34 -> 0.53 on the bundled model (README, "The evaluation report"), at twice
-# the compute per frame. Live serving keeps 1 by default: the same cores then carry twice the sessions.
+# Guidance on the audio for the commands that write a video (generate, chat, demo): lip-sync r 0.63 -> 0.76
+# and self-speech in dialogues 0.34 -> 0.50 on the bundled model over 3 seeds (README, "The evaluation
+# report"), at twice the compute per frame. Live serving keeps 1 by default: the same cores then carry twice the sessions.
 VIDEO_LIP_STRENGTH = 2.0
 
 
