@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from avatarlm.cli_options import add_anchor_argument
+from avatarlm.cli_options import add_anchor_argument, add_lip_strength_argument
 
 
 def add_eval_parser(sub: Any) -> None:
@@ -31,12 +31,7 @@ def add_eval_parser(sub: Any) -> None:
     )
     report.add_argument("--roll", choices=("rotate", "reencode"), default="rotate", help="window roll")
     add_anchor_argument(report)
-    report.add_argument(
-        "--lip-strength",
-        type=float,
-        default=1.0,
-        help="the sessions' guidance on the audio (default 1: none)",
-    )
+    add_lip_strength_argument(report, default=1.0)
     report.add_argument("--seed", type=int, default=0)
     report.add_argument(
         "--seeds", default=None, help="several noise seeds, e.g. 0,1,2: a report each (OUT/seed-N) and their "

@@ -31,12 +31,16 @@ def default_anchor(ae: DCAutoencoder, model: ARModel) -> float:
     return DEFAULT_ANCHOR if talks and ae.config.mouth_channels > 0 else 0.0
 
 
+def check_anchor(anchor: float) -> float:
+    """``anchor`` if it lies in [0, 1) (1 would replace every frame by the reference), else one clear error."""
+    if not 0.0 <= anchor < 1.0:
+        raise ValueError(f"anchor must be in [0, 1), got {anchor}")
+    return float(anchor)
+
+
 def resolve_anchor(anchor: float | None, ae: DCAutoencoder, model: ARModel) -> float:
     """``anchor``, or the default for this pipeline where it is None; checked to lie in [0, 1)."""
-    share = default_anchor(ae, model) if anchor is None else float(anchor)
-    if not 0.0 <= share < 1.0:
-        raise ValueError(f"anchor must be in [0, 1), got {anchor}")
-    return share
+    return check_anchor(default_anchor(ae, model) if anchor is None else anchor)
 
 
 def anchor_step(state: GenerationState, reference: torch.Tensor, free_channels: int, share: float) -> None:
@@ -44,9 +48,6 @@ def anchor_step(state: GenerationState, reference: torch.Tensor, free_channels: 
     ``reference`` (T, C) in every channel from ``free_channels`` on."""
     if share == 0.0:
         return
-    latent = state.latent
-    pull = torch.zeros_like(latent)
-    pull[..., free_channels:] = share * (
-        reference[..., free_channels:].to(latent) - latent[..., free_channels:]
-    )
-    state.latent = latent + pull
+    mouth, rest = state.latent[..., :free_channels], state.latent[..., free_channels:]
+    pulled = rest.lerp(reference[..., free_channels:].to(rest), share)
+    state.latent = torch.cat([mouth, pulled], dim=-1)

@@ -24,7 +24,7 @@ import torch
 from avatarlm.conditions.action import NO_ACTION
 from avatarlm.conditions.pose import NUM_KEYPOINTS
 from avatarlm.conditions.projector import ConditionBatch
-from avatarlm.pipeline.anchor import anchor_step, resolve_anchor
+from avatarlm.pipeline.anchor import anchor_step, check_anchor, resolve_anchor
 from avatarlm.pipeline.audio_input import SAMPLE_RATE, AudioInput
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.offline import decode_frame, encode_reference
@@ -68,8 +68,8 @@ class SessionConfig:
             raise ValueError(f"roll must be 'reencode' or 'rotate', got {self.roll!r}")
         if not 0.0 <= self.lip_strength <= 10.0:
             raise ValueError(f"lip_strength must be in [0, 10], got {self.lip_strength}")
-        if self.anchor is not None and not 0.0 <= self.anchor < 1.0:
-            raise ValueError(f"anchor must be in [0, 1), got {self.anchor}")
+        if self.anchor is not None:
+            check_anchor(self.anchor)
 
     @property
     def guided(self) -> bool:
