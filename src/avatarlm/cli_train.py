@@ -120,6 +120,11 @@ def add_train_parser(sub: Any) -> None:
     everything.add_argument(
         "--duplex-steps", type=int, default=0, help="then fine-tune to hear a partner too (default 0: mono)"
     )
+    everything.add_argument(
+        "--own-history-steps", type=int, default=0,
+        help="then fine-tune the duplex model on its own rollouts, against drift (the bundled recipe; "
+        "default 0: none)",
+    )  # fmt: skip
     everything.add_argument("--device", default="cpu", help="cpu or cuda (AR stage)")
     everything.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override an AR config field"
@@ -210,6 +215,7 @@ def _train_all(args: argparse.Namespace) -> None:
         ar_overrides=_overrides(args.set),
         ae_mouth_channels=args.mouth_channels,
         duplex_steps=args.duplex_steps,
+        own_history_steps=args.own_history_steps,
         workers=args.workers,
         device=args.device,
     )

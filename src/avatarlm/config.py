@@ -247,6 +247,9 @@ class AutoencoderConfig(ComponentConfig):
     # The first `mouth_channels` latent channels hold the mouth, the same on every face (trained with the
     # mouth-swap objective, `avatarlm.autoencoder.mouth_swap`); 0 = no such channels.
     mouth_channels: int = 0
+    # The finest `reference_levels` decoder levels also read the stream's reference frame (its encoder
+    # features; `avatarlm.autoencoder.reference`), so detail the latent cannot hold comes from the picture.
+    reference_levels: int = 0
     # Latent normalisation: latents seen by users are (z - shift) / scale, per channel; empty = identity.
     latent_shift: tuple[float, ...] = field(default_factory=tuple)
     latent_scale: tuple[float, ...] = field(default_factory=tuple)
@@ -322,6 +325,10 @@ class AutoencoderConfig(ComponentConfig):
                 f"need 0 <= temporal_attention_levels ({self.temporal_attention_levels}) <= "
                 f"temporal_levels ({self.temporal_levels}) <= number of levels ({n})"
             )
+        if not 0 <= self.reference_levels < n:
+            raise ValueError(
+                f"reference_levels must be in 0..{n - 1} (fused decoder levels), got {self.reference_levels}"
+            )
         for name in ("latent_shift", "latent_scale"):
             values = getattr(self, name)
             if len(values) not in (0, self.latent_channels):
@@ -370,6 +377,8 @@ class AETrainConfig(ComponentConfig):
     # weight of the swapped decode's loss, and of the non-mouth channels' invariance to the mouth.
     mouth_swap_weight: float = 1.0
     mouth_invariance_weight: float = 1.0
+    # Reference-conditioned models: the share of batches decoded without their reference frame.
+    reference_dropout: float = 0.1
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     latent_stats_batches: int = 4
@@ -390,6 +399,8 @@ class AETrainConfig(ComponentConfig):
         weights = (self.l1_weight, self.ssim_weight, self.temporal_weight, self.gan_weight)
         if min(*weights, self.mouth_swap_weight, self.mouth_invariance_weight) < 0:
             raise ValueError("loss weights must be non-negative")
+        if not 0.0 <= self.reference_dropout <= 1.0:
+            raise ValueError(f"reference_dropout must be in [0, 1], got {self.reference_dropout}")
         if self.warmup_steps < 0 or self.gan_start_step < 0 or self.latent_stats_batches < 1:
             raise ValueError(
                 f"warmup_steps={self.warmup_steps}, gan_start_step={self.gan_start_step} must be >= 0 and "

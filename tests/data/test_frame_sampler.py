@@ -17,6 +17,18 @@ def test_windows_are_consecutive_frames_of_one_clip(tiny_dataset):
     np.testing.assert_array_equal(batch, sampler(np.random.default_rng(0), batch=5))
 
 
+def test_reference_frames_come_first_from_the_windows_clip(tiny_dataset):
+    sampler = FrameSampler(tiny_dataset, "train", window=3, reference=True)
+    batch = sampler(np.random.default_rng(1), batch=6)
+    assert batch.shape == (6, 4, 64, 64, 3)
+    clips = [s.frames for s in iter_samples(tiny_dataset, "train")]
+    for item in batch:
+        owners = [c for c in clips if any(np.array_equal(item[1:], c[i : i + 3]) for i in range(len(c) - 2))]
+        assert owners and any((item[0] == frame).all() for frame in owners[0]), (
+            "the reference is a frame of the clip the window comes from"
+        )
+
+
 def test_bad_requests(tiny_dataset):
     with pytest.raises(ValueError, match="window"):
         FrameSampler(tiny_dataset, window=0)

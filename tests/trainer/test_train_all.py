@@ -9,7 +9,14 @@ from ar_helpers import ae_config, train_config
 from avatarlm.cli import main
 from avatarlm.config import AETrainConfig
 from avatarlm.pipeline.folder import load_pipeline
-from avatarlm.trainer.train_all import STAGES, TrainAllPlan, budget_table, result_pipeline, train_all
+from avatarlm.trainer.train_all import (
+    OWN_HISTORY_RECIPE,
+    STAGES,
+    TrainAllPlan,
+    budget_table,
+    result_pipeline,
+    train_all,
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +74,35 @@ def test_train_all_runs_every_stage_once_and_resumes(configs, tmp_path):
 
 
 def test_train_all_with_mouth_channels_and_a_duplex_stage_builds_the_bundled_recipe(configs, tmp_path):
-    """The bundled model's recipe in one command: a mouth-swap autoencoder, then a duplex AR model."""
-    plan = tiny_plan(configs, ae_mouth_channels=2, duplex_steps=2)
+    """The bundled model's recipe in one command: a mouth-swap autoencoder, a duplex AR model, then the
+    fine-tune on its own rollouts."""
+    plan = tiny_plan(configs, ae_mouth_channels=2, duplex_steps=2, own_history_steps=2)
     out = tmp_path / "run"
     reports = train_all(plan, out, progress=False)
     assert [r.name for r in reports] == list(STAGES)
-    assert result_pipeline(plan, out) == out / "duplex" / "pipeline"
+    assert result_pipeline(plan, out) == out / "own_history" / "pipeline"
     pipe = load_pipeline(result_pipeline(plan, out))
     assert pipe.autoencoder.config.mouth_channels == 2
     assert pipe.model.config.mouth_channels == 2  # train ar takes the autoencoder's mouth channels
     assert pipe.model.config.conditions.audio_streams == 2
-    assert "| duplex fine-tune |" in budget_table(reports)
+    trained = json.loads((out / "own_history" / "train_config.json").read_text())
+    assert {k: trained[k] for k in OWN_HISTORY_RECIPE} == OWN_HISTORY_RECIPE
+    table = budget_table(reports)
+    assert "| duplex fine-tune |" in table and "| own-history fine-tune |" in table
+    assert result_pipeline(tiny_plan(configs, duplex_steps=2), out) == out / "duplex" / "pipeline"
     assert result_pipeline(tiny_plan(configs), out) == out / "ar" / "pipeline"
+
+
+def test_a_run_begun_before_a_setting_existed_resumes(configs, tmp_path):
+    """plan.json of an older run lacks settings added since: they read as their defaults."""
+    out = tmp_path / "run"
+    train_all(tiny_plan(configs), out, progress=False)
+    plan = json.loads((out / "plan.json").read_text())
+    del plan["own_history_steps"], plan["own_history_overrides"]
+    (out / "plan.json").write_text(json.dumps(plan))
+    assert all(r.skipped for r in train_all(tiny_plan(configs), out, progress=False))
+    with pytest.raises(ValueError, match="own_history_steps differ"):
+        train_all(tiny_plan(configs, duplex_steps=1, own_history_steps=1), out, progress=False)
 
 
 def test_train_all_command_rejects_bad_settings(configs, tmp_path, capsys):
@@ -91,5 +115,7 @@ def test_train_all_command_rejects_bad_settings(configs, tmp_path, capsys):
         tiny_plan(configs, ar_steps=0).validate()
     with pytest.raises(ValueError, match="duplex_steps must be >= 0"):
         tiny_plan(configs, duplex_steps=-1).validate()
+    with pytest.raises(ValueError, match="own_history_steps fine-tunes the duplex model"):
+        tiny_plan(configs, own_history_steps=2).validate()
     with pytest.raises(ValueError, match="duplex_dialogue_fraction must be in"):
         tiny_plan(configs, duplex_dialogue_fraction=2.0).validate()

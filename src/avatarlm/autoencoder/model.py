@@ -12,6 +12,7 @@ from torch import nn
 from ..config import AutoencoderConfig
 from ..io import check_state_dict, load_model_folder, save_model_folder
 from .blocks import DownBlock, LatentProjection, PatchHead, PatchStem, ResBlock, SpatialAttention, UpBlock
+from .reference import ReferenceBlend, ReferenceFeatures, ReferenceFusion, fusion_blocks
 from .temporal import TemporalBlock, TemporalCache
 
 TEMPORAL_KEY = ".temporal."
@@ -19,10 +20,12 @@ TEMPORAL_KEY = ".temporal."
 
 @dataclass
 class AutoencoderCache:
-    """Streaming state of one video stream: separate feature caches for encoding and decoding."""
+    """Streaming state of one video stream: separate feature caches for encoding and decoding, and the
+    reference frame's features the decoder reads (reference-conditioned models; kept by ``reset``)."""
 
     encoder: TemporalCache = field(default_factory=TemporalCache)
     decoder: TemporalCache = field(default_factory=TemporalCache)
+    reference: ReferenceFeatures | None = None
 
     def reset(self) -> None:
         self.encoder.reset()
@@ -84,6 +87,16 @@ class Encoder(nn.Module):
         z = self.out(h)
         return z.view(b, t, *z.shape[1:])
 
+    def level_features(self, images: torch.Tensor, levels: int) -> list[torch.Tensor]:
+        """Images (B, 3, H, W), each on its own (no history) -> the outputs of the first ``levels`` levels."""
+        h, out = self.stem(images), []
+        for i in range(levels):
+            h = _apply_temporal(self.temporal, i, self.levels[i](h), images.shape[0], None)
+            out.append(h)
+            if i < len(self.downs):
+                h = self.downs[i](h)
+        return out
+
 
 class Decoder(nn.Module):
     """Raw latents (B, T, C, h, w) -> frames (B, T, 3, H, W)."""
@@ -101,16 +114,27 @@ class Decoder(nn.Module):
         self.levels = nn.ModuleList(levels)  # indexed by level, run from n-1 down to 0
         self.ups = nn.ModuleList(UpBlock(w[i + 1], w[i], cfg.upsample_kernel) for i in range(n - 1))
         self.temporal = _temporal_blocks(cfg, "dec")
+        self.fusions = fusion_blocks(w, cfg.reference_levels)  # finest levels first
         self.head = PatchHead(w[0], cfg.in_channels, cfg.patch_size)
+        self.blend = ReferenceBlend(w[0], cfg.in_channels, cfg.patch_size) if cfg.reference_levels else None
 
-    def forward(self, latents: torch.Tensor, cache: TemporalCache | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        latents: torch.Tensor,
+        cache: TemporalCache | None = None,
+        reference: ReferenceFeatures | None = None,
+    ) -> torch.Tensor:
         b, t = latents.shape[:2]
         h = self.inp(latents.flatten(0, 1))
         for i in reversed(range(len(self.levels))):
+            if reference is not None and i < len(self.fusions):
+                h = self.fusions[i](h, reference.levels[i])
             h = _apply_temporal(self.temporal, i, self.levels[i](h), b, cache)
             if i > 0:
                 h = self.ups[i - 1](h)
         x = self.head(h)
+        if reference is not None and self.blend is not None:
+            x = self.blend(h, x, reference.image)
         return x.view(b, t, *x.shape[1:])
 
 
@@ -134,8 +158,26 @@ class DCAutoencoder(nn.Module):
         c = self.config
         return (c.latent_channels, c.latent_height, c.latent_width)
 
-    def new_cache(self) -> AutoencoderCache:
-        return AutoencoderCache()
+    def new_cache(self, reference_image: torch.Tensor | None = None) -> AutoencoderCache:
+        """An empty stream state; ``reference_image`` (B, 3, H, W) in [-1, 1] gives a reference-conditioned
+        model the picture its decoder reads (ignored by other models)."""
+        return AutoencoderCache(reference=self.reference_features(reference_image))
+
+    def reference_features(self, image: torch.Tensor | None) -> ReferenceFeatures | None:
+        """Reference image (B, 3, H, W) in [-1, 1] -> what the decoder reads of it; None for a model
+        without reference levels or without an image."""
+        c = self.config
+        if image is None or not c.reference_levels:
+            return None
+        if image.dim() != 4 or tuple(image.shape[1:]) != (c.in_channels, c.image_height, c.image_width):
+            raise ValueError(
+                f"reference image must have shape (B, {c.in_channels}, {c.image_height}, {c.image_width}), "
+                f"got {tuple(image.shape)}"
+            )
+        features = self.encoder.level_features(image, c.reference_levels)
+        fusions: list[ReferenceFusion] = list(self.decoder.fusions)  # type: ignore[arg-type]
+        prepared = [f.prepare(x) for f, x in zip(fusions, features, strict=True)]
+        return ReferenceFeatures(prepared, image)
 
     # -- shape checks and latent normalisation -------------------------------------------------------
 
@@ -169,10 +211,17 @@ class DCAutoencoder(nn.Module):
         self._check(frames, (c.in_channels, c.image_height, c.image_width), "frames")
         return self.encoder(frames, cache)
 
-    def decode_raw(self, latents: torch.Tensor, cache: TemporalCache | None = None) -> torch.Tensor:
+    def decode_raw(
+        self,
+        latents: torch.Tensor,
+        cache: TemporalCache | None = None,
+        reference: ReferenceFeatures | None = None,
+    ) -> torch.Tensor:
         """Unnormalised latents (B, T, C, h, w) -> frames (B, T, 3, H, W), roughly in [-1, 1]."""
         self._check(latents, self.latent_shape, "latents")
-        return self.decoder(latents, cache)
+        if reference is not None and reference.batch != latents.shape[0]:
+            raise ValueError(f"reference features for batch {reference.batch}, latents of {latents.shape[0]}")
+        return self.decoder(latents, cache, reference)
 
     def encode(self, frames: torch.Tensor, cache: AutoencoderCache | None = None) -> torch.Tensor:
         """Frames (B, T, 3, H, W) -> normalised latents (B, T, C, h, w); ``cache`` continues a stream."""
@@ -182,18 +231,27 @@ class DCAutoencoder(nn.Module):
         stats = self._stats(z)
         return z if stats is None else (z - stats[0]) / stats[1]
 
-    def decode(self, latents: torch.Tensor, cache: AutoencoderCache | None = None) -> torch.Tensor:
-        """Normalised latents (B, T, C, h, w) -> frames (B, T, 3, H, W); ``cache`` continues a stream."""
+    def decode(
+        self,
+        latents: torch.Tensor,
+        cache: AutoencoderCache | None = None,
+        reference: ReferenceFeatures | None = None,
+    ) -> torch.Tensor:
+        """Normalised latents (B, T, C, h, w) -> frames (B, T, 3, H, W); ``cache`` continues a stream (and
+        gives its reference features unless ``reference`` is passed)."""
         stats = self._stats(latents)
         z = latents if stats is None else latents * stats[1] + stats[0]
-        x = self.decode_raw(z, cache.decoder if cache is not None else None)
+        if reference is None and cache is not None:
+            reference = cache.reference
+        x = self.decode_raw(z, cache.decoder if cache is not None else None, reference)
         if cache is not None:
             cache.decoder.frames_seen += latents.shape[1]
         return x
 
-    def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
-        """Encode and decode a clip from an empty history (the training path)."""
-        return self.decode_raw(self.encode_raw(frames))
+    def reconstruct(self, frames: torch.Tensor, reference_image: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode and decode a clip from an empty history (the training path); ``reference_image``
+        (B, 3, H, W) is what a reference-conditioned decoder reads."""
+        return self.decode_raw(self.encode_raw(frames), reference=self.reference_features(reference_image))
 
     # -- streaming ---------------------------------------------------------------------------------------
 
@@ -225,21 +283,37 @@ class DCAutoencoder(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, folder: str | os.PathLike[str], temporal: bool | None = None, device: str | torch.device = "cpu"
+        cls,
+        folder: str | os.PathLike[str],
+        temporal: bool | None = None,
+        device: str | torch.device = "cpu",
+        reference_levels: int | None = None,
     ) -> DCAutoencoder:
         """Load a model folder in fp32. ``temporal=True`` on a spatial (stage-1) folder adds identity-
-        initialised temporal layers; ``temporal=False`` drops saved temporal layers."""
+        initialised temporal layers; ``temporal=False`` drops saved temporal layers. ``reference_levels``
+        above the saved model's adds zero-initialised reference fusions (``reference.py``) to the finest
+        levels that have none."""
         data, tensors = load_model_folder(folder, AutoencoderConfig.kind)
         config = AutoencoderConfig.from_dict(data)
-        saved_temporal = config.temporal
+        saved_temporal, saved_levels = config.temporal, config.reference_levels
         if temporal is not None:
             config = config.replace(temporal=temporal)
+        if reference_levels is not None:
+            if reference_levels < saved_levels:
+                raise ValueError(
+                    f"{folder} fuses {saved_levels} reference levels: cannot drop to {reference_levels}"
+                )
+            config = config.replace(reference_levels=reference_levels)
         model = cls(config)
         expected = model.state_dict()
         if saved_temporal and not config.temporal:
             tensors = {k: v for k, v in tensors.items() if TEMPORAL_KEY not in f".{k}"}
         if config.temporal and not saved_temporal:
             expected = {k: v for k, v in expected.items() if TEMPORAL_KEY not in f".{k}"}
+        added = {f"decoder.fusions.{i}." for i in range(saved_levels, config.reference_levels)}
+        if config.reference_levels and not saved_levels:
+            added.add("decoder.blend.")
+        expected = {k: v for k, v in expected.items() if not any(k.startswith(a) for a in added)}
         check_state_dict(expected, tensors, folder)
         model.load_state_dict(tensors, strict=False)
         return model.to(device)

@@ -13,7 +13,9 @@ from avatarlm.data.shards import iter_samples, read_index
 class FrameSampler:
     """Loads the frames of one split into memory (uint8) and draws (B, T, H, W, 3) batches of windows.
 
-    `max_clips` bounds memory; clips shorter than the window are skipped.
+    `max_clips` bounds memory; clips shorter than the window are skipped. With `reference=True` each
+    window comes after one more frame: a random frame of the same clip (what a reference-conditioned
+    autoencoder's decoder reads), so batches are (B, 1 + T, H, W, 3).
     """
 
     def __init__(
@@ -23,6 +25,7 @@ class FrameSampler:
         window: int = 1,
         max_clips: int | None = None,
         show_progress: bool = False,
+        reference: bool = False,
     ):
         if window < 1:
             raise ValueError(f"window must be at least 1 frame, got {window}")
@@ -40,7 +43,7 @@ class FrameSampler:
                 break
         if not self.clips:
             raise ValueError(f"no clips of at least {window} frames in split {split!r} of {root}")
-        self.window = window
+        self.window, self.reference = window, reference
         lengths = np.array([len(c) - window + 1 for c in self.clips], dtype=np.float64)
         self._p = lengths / lengths.sum()  # every window start equally likely
 
@@ -53,8 +56,11 @@ class FrameSampler:
         return sum(len(c) for c in self.clips)
 
     def __call__(self, rng: np.random.Generator, batch: int = 8) -> np.ndarray:
-        out = np.empty((batch, self.window, *self.frame_shape), dtype=np.uint8)
+        first = int(self.reference)
+        out = np.empty((batch, first + self.window, *self.frame_shape), dtype=np.uint8)
         for b, c in enumerate(rng.choice(len(self.clips), size=batch, p=self._p)):
             start = int(rng.integers(len(self.clips[c]) - self.window + 1))
-            out[b] = self.clips[c][start : start + self.window]
+            out[b, first:] = self.clips[c][start : start + self.window]
+            if self.reference:
+                out[b, 0] = self.clips[c][int(rng.integers(len(self.clips[c])))]
         return out

@@ -48,13 +48,18 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 @torch.inference_mode()
-def reconstruct_clip(model: DCAutoencoder, frames: np.ndarray, streaming: bool) -> np.ndarray:
+def reconstruct_clip(
+    model: DCAutoencoder, frames: np.ndarray, streaming: bool, reference: np.ndarray | None = None
+) -> np.ndarray:
     """Encode and decode a clip; streaming=True goes frame by frame through the temporal caches,
-    streaming=False treats every frame as an independent image."""
+    streaming=False treats every frame as an independent image. ``reference`` (uint8 (H, W, 3)): the
+    picture a reference-conditioned decoder reads."""
     x = to_tensor(frames)
+    ref = None if reference is None else to_tensor(reference[None])[:, 0]
     if not streaming:
-        return to_uint8(model.decode(model.encode(x.transpose(0, 1))).transpose(0, 1))
-    cache = model.new_cache()
+        features = model.reference_features(None if ref is None else ref.expand(len(frames), -1, -1, -1))
+        return to_uint8(model.decode(model.encode(x.transpose(0, 1)), reference=features).transpose(0, 1))
+    cache = model.new_cache(ref)
     out = [model.decode_step(model.encode_step(x[:, t], cache), cache) for t in range(x.shape[1])]
     return to_uint8(torch.stack(out, dim=1))
 
@@ -66,8 +71,12 @@ def evaluate_autoencoder(
     max_clips: int = 8,
     window: int = 32,
     streaming: bool = True,
+    use_reference: bool = True,
 ) -> AEQuality:
-    """Metrics over the first `window` frames of up to `max_clips` clips of `split`."""
+    """Metrics over the first `window` frames of up to `max_clips` clips of `split`. A reference-
+    conditioned model reads each clip's last frame as its reference (outside the window when the clip is
+    longer than it, as a session's reference picture is not one of its frames), unless `use_reference`
+    is False (what the latent alone holds)."""
     model.eval()
     ps, mps, ss, fl, flt, labels, dark_t, dark_r = [], [], [], [], [], [], [], []
     n_clips = 0
@@ -79,7 +88,8 @@ def evaluate_autoencoder(
             if spec
             else None
         )
-        recon = reconstruct_clip(model, frames, streaming)
+        reference = sample.frames[-1] if use_reference and model.config.reference_levels else None
+        recon = reconstruct_clip(model, frames, streaming, reference)
         for t in range(len(frames)):
             ps.append(psnr(recon[t], frames[t]))
             if renderer is None:

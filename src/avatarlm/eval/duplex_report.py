@@ -142,7 +142,7 @@ def measure_duplex(
         generated = stream_clip(pipe, clip.clip, clip.frames[0], n, session, push_pose=False)
         versions = {
             "generated": generated[0],
-            "ceiling": reconstruct_clip(pipe.autoencoder, clip.frames, streaming=True),
+            "ceiling": reconstruct_clip(pipe.autoencoder, clip.frames, True, clip.frames[0]),
             "floor": np.repeat(clip.frames[:1], n, axis=0),
             "truth": clip.frames,
         }

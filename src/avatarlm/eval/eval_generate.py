@@ -96,5 +96,5 @@ def teacher_forced_frames(
         cond = model.encode_conditions(stack_conditions([parts], cfg.modalities, history))
         hidden = teacher_forced_hidden(pipe, latents, cond, seed)
         change = predicted_changes(pipe, latents, hidden, draws=1, seed=seed + s)
-        out.append(decode_tokens(ae, latents[:-1] + change))
+        out.append(decode_tokens(ae, latents[:-1] + change, frames[0]))
     return np.concatenate(out)

@@ -89,8 +89,9 @@ def evaluate_lipsync(
             seed=seed,
             progress=progress,
             lip_strength=lip_strength,
+            reference_image=frames[0],
         )
-        recon = reconstruct_clip(pipe.autoencoder, frames, streaming=True)
+        recon = reconstruct_clip(pipe.autoencoder, frames, True, frames[0])
         boxes = mouth_boxes(spec["identity_seed"], clip.truth["face"][:n], frames.shape[1], frames.shape[2])
         truth = clip.truth["face"][1:n, MOUTH_OPEN].astype(np.float64)
         probes = {

@@ -204,7 +204,7 @@ def build_report(
         n = clip.frames.shape[0]
         versions = {
             "generated": stream_clip(pipe, clip.clip, clip.frames[0], n, session)[0],
-            "ceiling": reconstruct_clip(pipe.autoencoder, clip.frames, streaming=True),
+            "ceiling": reconstruct_clip(pipe.autoencoder, clip.frames, True, clip.frames[0]),
             "floor": np.repeat(clip.frames[:1], n, axis=0),
             "truth": clip.frames,
         }

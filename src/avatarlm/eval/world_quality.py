@@ -108,7 +108,7 @@ def collect_rollouts(
         real = sample.frames[t : t + HORIZON + 1]
         generated = roll_out(pipe, real, sample.truth["action"][t : t + HORIZON + 1], seed=len(out))
         player = sample.truth["player"][t : t + HORIZON + 1]
-        recon = reconstruct_clip(pipe.autoencoder, real, streaming=True)  # decoded as the session decodes
+        recon = reconstruct_clip(pipe.autoencoder, real, True, real[0])  # decoded as the session decodes
         out.append(Rollout(sample.key, t, real, generated, recon, player))
     return env, out
 

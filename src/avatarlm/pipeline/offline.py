@@ -74,16 +74,18 @@ def decode_frame(ae: DCAutoencoder, tokens: torch.Tensor, cache: AutoencoderCach
 
 
 @torch.no_grad()
-def decode_tokens(ae: DCAutoencoder, tokens: torch.Tensor) -> np.ndarray:
-    """Tokens (N, T, C) -> uint8 frames (N, H, W, 3), frame by frame through the decoder's caches."""
+def decode_tokens(
+    ae: DCAutoencoder, tokens: torch.Tensor, reference_image: np.ndarray | None = None
+) -> np.ndarray:
+    """Tokens (N, T, C) -> uint8 frames (N, H, W, 3), frame by frame through the decoder's caches; a
+    reference-conditioned decoder reads ``reference_image`` (uint8 (H, W, 3)), as a session's does."""
     ae.eval()
-    cache = ae.new_cache()
+    cache = decoder_cache(ae, reference_image)
     return np.stack([decode_frame(ae, tokens[i], cache) for i in range(len(tokens))])
 
 
-@torch.no_grad()
-def encode_reference(ae: DCAutoencoder, image: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) image -> reference tokens (T, C) in the AR model's normalised latent space."""
+def image_tensor(ae: DCAutoencoder, image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) image of the autoencoder's size -> (1, 3, H, W) in [-1, 1] on its device."""
     c = ae.config
     if image.dtype != np.uint8 or image.shape != (c.image_height, c.image_width, 3):
         raise ValueError(
@@ -91,8 +93,26 @@ def encode_reference(ae: DCAutoencoder, image: np.ndarray) -> torch.Tensor:
             f"{image.shape}"
         )
     device = next(ae.parameters()).device
-    x = torch.from_numpy(image).to(device).permute(2, 0, 1).float().div(127.5).sub(1)[None, None]
-    z = ae.encode(x, ae.new_cache())[0, 0]
+    return (
+        torch.from_numpy(np.ascontiguousarray(image))
+        .to(device)
+        .permute(2, 0, 1)
+        .float()
+        .div(127.5)
+        .sub(1)[None]
+    )
+
+
+@torch.no_grad()
+def decoder_cache(ae: DCAutoencoder, reference_image: np.ndarray | None) -> AutoencoderCache:
+    """A fresh streaming cache; a reference-conditioned decoder's holds ``reference_image``'s features."""
+    return ae.new_cache(None if reference_image is None else image_tensor(ae, reference_image))
+
+
+@torch.no_grad()
+def encode_reference(ae: DCAutoencoder, image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) image -> reference tokens (T, C) in the AR model's normalised latent space."""
+    z = ae.encode(image_tensor(ae, image)[None], ae.new_cache())[0, 0]
     tokens = grid_to_tokens(z)
     assert isinstance(tokens, torch.Tensor)
     return tokens
@@ -107,11 +127,13 @@ def generate_clip(
     progress: bool = False,
     lip_strength: float = 1.0,
     anchor: float | None = None,
+    reference_image: np.ndarray | None = None,
 ) -> np.ndarray:
     """uint8 frames (F + 1, H, W, 3): the decoded reference, then the F generated frames. ``lip_strength``
     other than 1: classifier-free guidance on the audio (the same conditions with null audio as the
     unconditional row), as :class:`~avatarlm.pipeline.session.SessionConfig` applies it; ``anchor`` as there
-    (None: the pipeline's default)."""
+    (None: the pipeline's default). ``reference_image``: the picture ``reference`` was encoded from, which
+    a reference-conditioned decoder reads (a session's reference image)."""
     model.eval()
     uncond = None
     with torch.no_grad():
@@ -127,4 +149,4 @@ def generate_clip(
     latents = generate_latents(
         model, reference, cond, seed, progress, uncond, lip_strength, share, ae.config.mouth_channels
     )
-    return decode_tokens(ae, latents)
+    return decode_tokens(ae, latents, reference_image)

@@ -27,7 +27,7 @@ from avatarlm.conditions.projector import ConditionBatch
 from avatarlm.pipeline.anchor import anchor_step, check_anchor, resolve_anchor
 from avatarlm.pipeline.audio_input import SAMPLE_RATE, AudioInput
 from avatarlm.pipeline.folder import Pipeline
-from avatarlm.pipeline.offline import decode_frame, encode_reference
+from avatarlm.pipeline.offline import decode_frame, decoder_cache, encode_reference
 from avatarlm.pipeline.rolling import KeptFrame, evict_frames, rebuild_state
 from avatarlm.pipeline.step_batcher import StepBatcher
 
@@ -160,6 +160,7 @@ class StreamingSession:
         self._takes_text = "text" in cond.modalities
         self.fps = cond.fps
         image = reference if reference is not None else reference_image(pipe, int(identity_seed or 0))
+        self.reference_image = image  # uint8 (H, W, 3): what the session animates
         self.reference = encode_reference(pipe.autoencoder, image)
         self._audio = AudioInput(model.conditions.audio_stream(1)) if self._clock == "audio" else None
         self._action = NO_ACTION  # audio-clocked models with actions: the running one
@@ -182,7 +183,7 @@ class StreamingSession:
         capacity = (self.config.window_frames + 2 * n + 1) * (mc.cond_tokens_per_frame + mc.tokens_per_frame)
         static = graphs and batcher is None  # a batcher steps many caches at once
         self._state = model.start(first, seed=self.config.seed, static_capacity=capacity if static else None)
-        self._decode_cache = pipe.autoencoder.eval().new_cache()
+        self._decode_cache = decoder_cache(pipe.autoencoder.eval(), image)
         self._sync = (lambda: torch.cuda.synchronize(pipe.device)) if cuda else (lambda: None)
         self._pending_reference = True
         self.frames_out = 0

@@ -55,7 +55,8 @@ def build_model(cfg: AETrainConfig) -> DCAutoencoder:
         raise ValueError("the decoder stage fine-tunes a trained autoencoder: give init_from")
     temporal = None if cfg.stage == "decoder" else cfg.stage != "spatial"  # decoder: as the init model
     if cfg.init_from:
-        model = DCAutoencoder.from_pretrained(cfg.init_from, temporal=temporal)
+        levels = cfg.autoencoder.reference_levels or None  # a run may add reference fusions to a model
+        model = DCAutoencoder.from_pretrained(cfg.init_from, temporal=temporal, reference_levels=levels)
         if cfg.autoencoder.mouth_channels:  # a run may give an earlier model mouth channels
             model.config = model.config.replace(mouth_channels=cfg.autoencoder.mouth_channels)
         return model
@@ -68,6 +69,14 @@ def mouth_channels(cfg: AETrainConfig) -> int:
     if cfg.autoencoder.mouth_channels or not cfg.init_from:
         return cfg.autoencoder.mouth_channels
     return int(read_json(Path(cfg.init_from) / "config.json").get("mouth_channels", 0))
+
+
+def reference_levels(cfg: AETrainConfig) -> int:
+    """The reference-fused decoder levels of the model a run trains (as ``mouth_channels``): its clips
+    then carry a reference frame of the same clip first."""
+    if cfg.autoencoder.reference_levels or not cfg.init_from:
+        return cfg.autoencoder.reference_levels
+    return int(read_json(Path(cfg.init_from) / "config.json").get("reference_levels", 0))
 
 
 def uses_mouth_swap(cfg: AETrainConfig) -> bool:
@@ -127,7 +136,9 @@ def train_autoencoder(
 ) -> DCAutoencoder:
     """Train until ``steps`` total steps, resuming from ``out_dir/checkpoints`` when present.
 
-    ``clips(rng)`` returns a uint8 batch (B, T, H, W, 3) (numpy, or a torch tensor). The model, the loss
+    ``clips(rng)`` returns a uint8 batch (B, T, H, W, 3) (numpy, or a torch tensor); for a reference-
+    conditioned model (``reference_levels``) frame 0 of each clip is its reference, read by the decoder
+    (dropped for a whole batch with probability ``cfg.reference_dropout``) and not reconstructed. The model, the loss
     and every batch live on ``device``; on a CUDA device the model runs under bf16 autocast unless
     ``mixed_precision`` is False (the loss is always computed in fp32). ``final_lr_fraction``, when
     given, decays the learning rate along a cosine to that fraction of ``cfg.lr`` at ``steps``; by
@@ -188,10 +199,17 @@ def train_autoencoder(
                 loss, recon, parts = swap_loss(model, x, step)
             x = x[:, :1]  # the faces, what the discriminator compares the reconstructions with
         else:
+            reference = None
+            if c.reference_levels:
+                reference, x = x[:, 0], x[:, 1:]
+                if rng.random() < cfg.reference_dropout:
+                    reference = None
             if cfg.stage == "spatial" or not c.temporal:
+                if reference is not None:
+                    reference = reference.repeat_interleave(x.shape[1], dim=0)
                 x = x.reshape(-1, 1, *x.shape[2:])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                recon = model.reconstruct(x)
+                recon = model.reconstruct(x, reference)
             recon = recon.float()
             loss, parts = loss_fn(recon, x, step)
         opt.zero_grad(set_to_none=True)

@@ -9,7 +9,7 @@ from avatarlm.config import AETrainConfig
 from avatarlm.data.frame_sampler import FrameSampler
 from avatarlm.data.mouth_swap import MouthSwapSampler
 from avatarlm.data.splits import split_identities
-from avatarlm.trainer.ae import train_autoencoder, uses_mouth_swap
+from avatarlm.trainer.ae import reference_levels, train_autoencoder, uses_mouth_swap
 
 # Identities the mouth-swap triples are drawn from (train split), the first this many seeds of it.
 MOUTH_SWAP_IDENTITIES = 20_000
@@ -53,7 +53,9 @@ def run_ae_training(
         raise ValueError(
             "--data is needed (a dataset from `avatarlm data synth`) unless --mouth-channels is set"
         )
-    sampler = FrameSampler(Path(data), "train", window=window, max_clips=max_clips, show_progress=progress)
+    sampler = FrameSampler(
+        Path(data), "train", window, max_clips, show_progress=progress, reference=reference_levels(cfg) > 0
+    )
     want = (cfg.autoencoder.image_height, cfg.autoencoder.image_width, 3)
     if sampler.frame_shape != want:
         raise ValueError(f"dataset frames are {sampler.frame_shape}, the autoencoder needs {want}")

@@ -2,7 +2,9 @@
 
 Stages, in order: ``synth`` (the synthetic avatar world) -> ``ae_spatial`` -> ``ae_temporal`` (the two
 autoencoder stages) -> ``encode`` (latent cache) -> ``ar`` (the AR model, written as a pipeline folder) ->
-``duplex`` (with ``duplex_steps`` > 0: the AR model fine-tuned to hear a partner too, ``train duplex``).
+``duplex`` (with ``duplex_steps`` > 0: the AR model fine-tuned to hear a partner too, ``train duplex``) ->
+``own_history`` (with ``own_history_steps`` > 0: the duplex model fine-tuned on its own rollouts, against
+drift; ``OWN_HISTORY_RECIPE``, the bundled model's settings, under ``own_history_overrides``).
 With ``ae_mouth_channels`` > 0 the spatial stage trains on rendered mouth-swap triples, so the first
 channels of every frame's latent hold the mouth (the latent space lip-sync is learned best in).
 Every stage resumes itself (synthesis skips finished shards, trainers load their last checkpoint, the cache
@@ -11,7 +13,7 @@ the same command after a kill or a reboot goes on where it stopped. ``OUT/plan.j
 rerun with other settings is refused instead of mixing two runs.
 
 Layout: ``OUT/data`` (dataset + ``latents/train_all``), ``OUT/ae_spatial``, ``OUT/ae_temporal``, ``OUT/ar``,
-``OUT/duplex``; the result is ``OUT/duplex/pipeline`` with a duplex stage, else ``OUT/ar/pipeline``.
+``OUT/duplex``, ``OUT/own_history``; the result is the last stage's ``pipeline`` folder (``result_pipeline``).
 """
 
 from __future__ import annotations
@@ -26,11 +28,21 @@ from typing import Any
 from avatarlm.config import AETrainConfig
 from avatarlm.io import atomic_write_json, read_json
 
-STAGES = ("synth", "ae_spatial", "ae_temporal", "encode", "ar", "duplex")
+STAGES = ("synth", "ae_spatial", "ae_temporal", "encode", "ar", "duplex", "own_history")
 # Budgets the issue sets for the tiny preset on 2 cores, in minutes (the autoencoder's two stages share one).
 BUDGET_MINUTES = {"synth": 20.0, "ae": 45.0, "encode": 15.0, "ar": 60.0}  # the duplex stage has none
 LATENT_TAG = "train_all"
 _RUN_ONLY = ("workers", "device")  # settings a rerun may change: they do not change the result
+# The own-history fine-tune of the bundled model (README, "Drift: training on its own frames"): every window
+# rolled out by the model itself, a quarter of an own frame's error undone per frame, 3 in 4 windows from
+# the clip's start, at a lower learning rate.
+OWN_HISTORY_RECIPE: dict[str, Any] = {
+    "lr": 2e-4,
+    "own_history": 1.0,
+    "own_history_mode": "rollout",
+    "own_history_pull": 0.25,
+    "contiguous_reference": 0.75,
+}
 
 
 @dataclass
@@ -54,6 +66,8 @@ class TrainAllPlan:
     duplex_steps: int = 0  # 0 skips the duplex stage
     duplex_dialogue_fraction: float = 0.5
     duplex_overrides: dict[str, Any] = field(default_factory=dict)
+    own_history_steps: int = 0  # 0 skips the own-history stage; > 0 needs a duplex stage
+    own_history_overrides: dict[str, Any] = field(default_factory=dict)  # over OWN_HISTORY_RECIPE
     workers: int = 2
     device: str = "cpu"
 
@@ -70,9 +84,14 @@ class TrainAllPlan:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("ae_temporal_steps", "ae_mouth_channels", "duplex_steps"):
+        for name in ("ae_temporal_steps", "ae_mouth_channels", "duplex_steps", "own_history_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.own_history_steps and not self.duplex_steps:
+            raise ValueError(
+                "own_history_steps fine-tunes the duplex model: give duplex_steps too (a mono model "
+                "trains on its own rollouts in the AR stage: --set own_history=...)"
+            )
         if not 0.0 <= self.duplex_dialogue_fraction <= 1.0:
             raise ValueError(
                 f"duplex_dialogue_fraction must be in [0, 1], got {self.duplex_dialogue_fraction}"
@@ -96,8 +115,8 @@ class StageReport:
 
 def _check_plan(out: Path, plan: TrainAllPlan) -> None:
     path, pinned = out / "plan.json", plan.pinned()
-    if path.exists():
-        before = read_json(path)
+    if path.exists():  # settings added since the run began take their defaults
+        before = {**TrainAllPlan().pinned(), **read_json(path)}
         if before != pinned:
             changed = sorted(k for k in pinned if before.get(k) != pinned[k])
             raise ValueError(
@@ -182,6 +201,17 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
             plan.duplex_overrides, plan.duplex_dialogue_fraction, progress=progress,
         )  # fmt: skip
 
+    def own_history() -> None:
+        if plan.own_history_steps == 0:
+            return
+        from avatarlm.trainer.duplex_run import run_duplex_training
+
+        run_duplex_training(
+            out / "duplex" / "pipeline", data, out / "own_history", plan.own_history_steps, LATENT_TAG,
+            plan.device, {**OWN_HISTORY_RECIPE, **plan.own_history_overrides}, plan.duplex_dialogue_fraction,
+            progress=progress,
+        )  # fmt: skip
+
     return {
         "synth": synth,
         "ae_spatial": ae_spatial,
@@ -189,12 +219,14 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
         "encode": encode,
         "ar": ar,
         "duplex": duplex,
+        "own_history": own_history,
     }
 
 
 def result_pipeline(plan: TrainAllPlan, out: str | Path) -> Path:
-    """The pipeline folder ``train all`` builds: the duplex one when it has a duplex stage."""
-    return Path(out) / ("duplex" if plan.duplex_steps else "ar") / "pipeline"
+    """The pipeline folder ``train all`` builds: its last stage's (own history, duplex or AR)."""
+    last = "own_history" if plan.own_history_steps else "duplex" if plan.duplex_steps else "ar"
+    return Path(out) / last / "pipeline"
 
 
 def train_all(plan: TrainAllPlan, out: str | Path, progress: bool = True) -> list[StageReport]:
@@ -237,8 +269,9 @@ def budget_table(reports: list[StageReport]) -> str:
     lines = ["| stage | minutes | budget (tiny, 2 cores) |", "|---|---|---|"]
     lines += [f"| {name} | {m:.1f} | {b:.0f}{'' if m <= b else ' (over)'} |" for name, m, b in rows]
     total = sum(r[1] for r in rows)
-    if minutes.get("duplex"):
-        lines.append(f"| duplex fine-tune | {minutes['duplex']:.1f} | - |")
-        total += minutes["duplex"]
+    for name, label in (("duplex", "duplex fine-tune"), ("own_history", "own-history fine-tune")):
+        if minutes.get(name):
+            lines.append(f"| {label} | {minutes[name]:.1f} | - |")
+            total += minutes[name]
     lines.append(f"| all | {total:.1f} | {sum(BUDGET_MINUTES.values()):.0f} |")
     return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""Reference-conditioned decoding: the decoder also reads the stream's reference frame at full detail.
+
+Sixteen latent tokens cannot hold a face's texture, but every session has the picture it animates (the
+reference image). With ``reference_levels`` = k > 0 the k finest decoder levels each read the encoder's
+features of that picture at the same resolution: the features are turned into a per-level input once per
+stream (``ReferenceFeatures``), and every decoded frame adds a fusion of its own features and that input.
+Last, ``ReferenceBlend`` copies the reference's pixels where the decoder's features say they still hold
+(most of a talking head's frame: the background, the clothes, the hair), x + g * a * (reference - x) with a
+per-pixel a in (0, 1). The fusions' last convs and the blend's gate g start at zero, so adding them to a
+trained decoder does not change its output. A decode without a reference skips both (training drops the
+reference now and then, so the decoder stays usable alone). Latents do not change: the encoder and the
+latent space stay the AR model's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ReferenceFeatures:
+    """What the decoder reads of one reference frame: one tensor (B, C_i, H_i, W_i) per fused level,
+    finest first. Computed once per stream by ``DCAutoencoder.reference_features``."""
+
+    levels: list[torch.Tensor]
+    image: torch.Tensor  # (B, 3, H, W) in [-1, 1], what the blend copies
+
+    @property
+    def batch(self) -> int:
+        return self.image.shape[0]
+
+
+def _per_frame(reference: torch.Tensor, rows: int) -> torch.Tensor:
+    """(B, ...) per stream -> (rows, ...) per frame of B streams of rows / B frames each."""
+    frames = rows // reference.shape[0]
+    if frames * reference.shape[0] != rows:
+        raise ValueError(f"reference batch {reference.shape[0]} does not divide {rows} frames")
+    return reference.repeat_interleave(frames, dim=0) if frames > 1 else reference
+
+
+class ReferenceFusion(nn.Module):
+    """h + conv(silu(conv_h(h) + conv_r(reference))) at one decoder level; ``prepare`` runs conv_r once."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.from_features = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.from_reference = nn.Conv2d(channels, channels, 3, padding=1)
+        self.out = nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]
+
+    def prepare(self, encoder_features: torch.Tensor) -> torch.Tensor:
+        return self.from_reference(encoder_features)
+
+    def forward(self, h: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
+        """``h`` (B*T, C, H, W) of B streams; ``prepared`` (B, C, H, W), the same for all T frames."""
+        return h + self.out(F.silu(self.from_features(h) + _per_frame(prepared, h.shape[0])))
+
+
+class ReferenceBlend(nn.Module):
+    """x + g * a * (reference - x): a (per output pixel) from the level-0 features, the decoded frame and
+    the reference, both space-to-channel by ``patch``; the gate g starts at 0. g is its parameter times
+    ``GATE_SCALE``: Adam moves every parameter by about the learning rate per step, which would take a
+    lone scalar thousands of steps to open."""
+
+    GATE_SCALE = 10.0
+
+    def __init__(self, width: int, channels: int, patch: int) -> None:
+        super().__init__()
+        self.patch = patch
+        self.conv1 = nn.Conv2d(width + 2 * channels * patch * patch, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, patch * patch, 3, padding=1)
+        self.gate = nn.Parameter(torch.zeros(()))
+
+    def forward(self, h: torch.Tensor, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """``h`` (B*T, width, H/p, W/p), ``x`` (B*T, C, H, W) decoded, ``reference`` (B, C, H, W)."""
+        p, reference = self.patch, _per_frame(reference, x.shape[0])
+        unshuffle = (lambda t: F.pixel_unshuffle(t, p)) if p > 1 else (lambda t: t)
+        z = self.conv2(F.silu(self.conv1(torch.cat([h, unshuffle(x), unshuffle(reference)], dim=1))))
+        share = torch.sigmoid(F.pixel_shuffle(z, p) if p > 1 else z)
+        return x + self.GATE_SCALE * self.gate * share * (reference - x)
+
+
+def fusion_blocks(widths: tuple[int, ...], levels: int) -> nn.ModuleList:
+    """One fusion per fused level, finest first (empty when ``levels`` is 0)."""
+    return nn.ModuleList(ReferenceFusion(widths[i]) for i in range(levels))
