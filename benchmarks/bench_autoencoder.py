@@ -9,6 +9,7 @@ the median of the quietest burst of 10 frames (the estimate for an unloaded mach
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 
@@ -30,7 +31,7 @@ def time_streaming(cfg: AutoencoderConfig, bursts: int, burst: int = 10, warmup:
     enc: list[list[float]] = []
     dec: list[list[float]] = []
     with torch.inference_mode():
-        cache = model.new_cache()
+        cache = model.new_cache(x)  # a reference-conditioned decoder reads x as its reference
         for _ in range(warmup):
             model.decode_step(model.encode_step(x, cache), cache)
         for _ in range(bursts):
@@ -82,6 +83,10 @@ def main() -> None:
         choices=AutoencoderConfig.preset_names(),
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--reference-levels", type=int, nargs="+", default=[0, 4],
+        help="decoder levels reading the reference frame, each timed (default: 0 and 4, the bundled AE's)",
+    )  # fmt: skip
     parser.add_argument("--bursts", type=int, default=10, help="bursts of 10 streamed frames per model")
     parser.add_argument("--width", type=int, default=256, help="backbone width for the FLOP table")
     parser.add_argument("--layers", type=int, default=4)
@@ -97,6 +102,7 @@ def main() -> None:
     cols = [
         "preset",
         "temporal",
+        "ref",
         "WxH",
         "latent",
         "tok/f",
@@ -107,15 +113,16 @@ def main() -> None:
         "enc q",
         "dec q",
     ]
-    widths = [10, 8, 8, 8, 5, 6, 6, 7, 7, 7, 7]
+    widths = [10, 8, 3, 8, 8, 5, 6, 6, 7, 7, 7, 7]
     print(" ".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True)))
     for name in args.presets:
-        for temporal in (False, True):
-            cfg = AutoencoderConfig.preset(name, temporal=temporal)
+        for temporal, levels in itertools.product((False, True), args.reference_levels):
+            cfg = AutoencoderConfig.preset(name, temporal=temporal, reference_levels=levels)
             r = time_streaming(cfg, args.bursts)
             row = [
                 name,
                 str(temporal),
+                str(levels),
                 f"{cfg.image_width}x{cfg.image_height}",
                 f"{cfg.latent_channels}x{cfg.latent_height}x{cfg.latent_width}",
                 str(cfg.tokens_per_frame),

@@ -112,6 +112,10 @@ def add_train_parser(sub: Any) -> None:
     everything.add_argument("--seed", type=int, default=0)
     everything.add_argument("--ae-steps", type=int, default=3500)
     everything.add_argument("--ae-temporal-steps", type=int, default=600, help="0 skips the temporal stage")
+    everything.add_argument(
+        "--ae-reference-steps", type=int, default=0,
+        help="then fine-tune the decoder to read the reference frame (the bundled AE; default 0: none)",
+    )  # fmt: skip
     everything.add_argument("--ar-steps", type=int, default=1500)
     everything.add_argument(
         "--mouth-channels", type=int, default=0,
@@ -211,6 +215,7 @@ def _train_all(args: argparse.Namespace) -> None:
         seed=args.seed,
         ae_steps=args.ae_steps,
         ae_temporal_steps=args.ae_temporal_steps,
+        ae_reference_steps=args.ae_reference_steps,
         ar_steps=args.ar_steps,
         ar_overrides=_overrides(args.set),
         ae_mouth_channels=args.mouth_channels,

@@ -377,8 +377,11 @@ class AETrainConfig(ComponentConfig):
     # weight of the swapped decode's loss, and of the non-mouth channels' invariance to the mouth.
     mouth_swap_weight: float = 1.0
     mouth_invariance_weight: float = 1.0
-    # Reference-conditioned models: the share of batches decoded without their reference frame.
+    # Reference-conditioned models: the share of batches decoded without their reference frame, and (for a
+    # talking-head model, one with mouth channels, trained on single frames) the share of each batch's
+    # pairs rendered as one face with two mouths, so the decoder takes the mouth from the latent.
     reference_dropout: float = 0.1
+    reference_mouth_share: float = 0.5
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     latent_stats_batches: int = 4
@@ -399,8 +402,9 @@ class AETrainConfig(ComponentConfig):
         weights = (self.l1_weight, self.ssim_weight, self.temporal_weight, self.gan_weight)
         if min(*weights, self.mouth_swap_weight, self.mouth_invariance_weight) < 0:
             raise ValueError("loss weights must be non-negative")
-        if not 0.0 <= self.reference_dropout <= 1.0:
-            raise ValueError(f"reference_dropout must be in [0, 1], got {self.reference_dropout}")
+        for name in ("reference_dropout", "reference_mouth_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.warmup_steps < 0 or self.gan_start_step < 0 or self.latent_stats_batches < 1:
             raise ValueError(
                 f"warmup_steps={self.warmup_steps}, gan_start_step={self.gan_start_step} must be >= 0 and "

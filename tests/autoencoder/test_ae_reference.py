@@ -6,6 +6,7 @@ import torch
 
 from ae_helpers import randomize_temporal, shapes_batch, small_config, to_frames
 from avatarlm.autoencoder import DCAutoencoder
+from avatarlm.autoencoder.reference import warp
 from avatarlm.config import AETrainConfig
 from avatarlm.trainer import train_autoencoder
 
@@ -13,13 +14,15 @@ N_FRAMES = 6
 
 
 def randomize_fusions(model: DCAutoencoder, seed: int = 0) -> None:
-    """Give the (zero-initialised) fusions' output convs random weights and open the blend's gate, so
-    the reference is read."""
+    """Give the (zero-initialised) fusions' output convs and the flow random weights and open the blend's
+    gate, so the reference is read and warped."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for fusion in model.decoder.fusions:
             fusion.out.weight.copy_(torch.randn(fusion.out.weight.shape, generator=g) * 0.2)
         model.decoder.blend.gate.fill_(0.05)  # times GATE_SCALE: half way
+        flow = model.decoder.warp.conv2.weight
+        flow.copy_(torch.randn(flow.shape, generator=g) * 0.01)  # a small warp
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,7 @@ def test_the_decoder_reads_the_reference_and_skips_it_without_one(
     plain = {
         k: v
         for k, v in model.state_dict().items()
-        if not k.startswith(("decoder.fusions.", "decoder.blend."))
+        if not k.startswith(("decoder.fusions.", "decoder.blend.", "decoder.warp."))
     }
     no_fusion.load_state_dict(plain)
     torch.testing.assert_close(model.decode(z), no_fusion.decode(z), rtol=0, atol=0)
@@ -132,3 +135,12 @@ def test_a_decoder_stage_learns_to_use_the_reference(tmp_path: Path) -> None:
         with_ref = (model.reconstruct(x[:, 1:], x[:, 0]) - x[:, 1:]).abs().mean()
         without = (model.reconstruct(x[:, 1:]) - x[:, 1:]).abs().mean()
     assert with_ref < 0.8 * without
+
+
+def test_warp_reads_the_reference_along_the_flow() -> None:
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(warp(x, torch.zeros(2, 2, 4, 4)), x, rtol=0, atol=1e-6)
+    right = torch.cat([torch.full((4, 1, 4, 4), 2 / 16), torch.zeros(4, 1, 4, 4)], dim=1)  # one pixel
+    shifted = warp(x, right)  # two frames per stream: the reference repeats for each
+    assert shifted.shape == (4, 3, 16, 16)
+    torch.testing.assert_close(shifted[::2, ..., :-1], x[..., 1:], rtol=0, atol=1e-5)

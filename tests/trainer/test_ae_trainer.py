@@ -110,3 +110,20 @@ def test_bad_clip_batches_are_refused(tmp_path: Path) -> None:
         train_autoencoder(
             config(), lambda rng: np.zeros((1, 1, 16, 32, 3), np.uint8), tmp_path, steps=1, progress=False
         )
+
+
+def test_reference_pairs_mix_clips_with_rendered_faces_of_two_mouths(tiny_dataset) -> None:
+    from avatarlm.data.frame_sampler import FrameSampler
+    from avatarlm.data.mouth_swap import MouthSwapSampler
+    from avatarlm.trainer.ae_run import mixed_reference_pairs
+
+    clips = FrameSampler(tiny_dataset, "train", window=1, reference=True)
+    triples = MouthSwapSampler(range(10), size=64)
+    batch = mixed_reference_pairs(clips, triples, 6, 2)(np.random.default_rng(0))
+    assert batch.shape == (6, 2, 64, 64, 3) and batch.dtype == np.uint8
+    same = (batch[:, 0] == batch[:, 1]).all(axis=-1)  # (6, 64, 64): pixels the reference gets right
+    rendered = same[4:].reshape(2, -1).mean(axis=1)
+    assert (rendered > 0.9).all()  # one face in one pose: only the mouth differs
+    assert (rendered < 1.0).all()
+    expected = triples(np.random.default_rng(0), 2)[:, :2]
+    assert any((batch[4, 0] == e).all() for e in expected[0])  # the face or its re-mouthed self first

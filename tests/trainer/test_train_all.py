@@ -74,15 +74,19 @@ def test_train_all_runs_every_stage_once_and_resumes(configs, tmp_path):
 
 
 def test_train_all_with_mouth_channels_and_a_duplex_stage_builds_the_bundled_recipe(configs, tmp_path):
-    """The bundled model's recipe in one command: a mouth-swap autoencoder, a duplex AR model, then the
-    fine-tune on its own rollouts."""
-    plan = tiny_plan(configs, ae_mouth_channels=2, duplex_steps=2, own_history_steps=2)
+    """The bundled model's recipe in one command: a mouth-swap autoencoder whose decoder reads the
+    reference frame, a duplex AR model, then the fine-tune on its own rollouts."""
+    plan = tiny_plan(
+        configs, ae_mouth_channels=2, ae_reference_steps=2, ae_reference_levels=1, duplex_steps=2,
+        own_history_steps=2,
+    )  # fmt: skip
     out = tmp_path / "run"
     reports = train_all(plan, out, progress=False)
     assert [r.name for r in reports] == list(STAGES)
     assert result_pipeline(plan, out) == out / "own_history" / "pipeline"
     pipe = load_pipeline(result_pipeline(plan, out))
     assert pipe.autoencoder.config.mouth_channels == 2
+    assert pipe.autoencoder.config.reference_levels == 1  # the decoder reads the reference frame
     assert pipe.model.config.mouth_channels == 2  # train ar takes the autoencoder's mouth channels
     assert pipe.model.config.conditions.audio_streams == 2
     trained = json.loads((out / "own_history" / "train_config.json").read_text())

@@ -12,7 +12,7 @@ from torch import nn
 from ..config import AutoencoderConfig
 from ..io import check_state_dict, load_model_folder, save_model_folder
 from .blocks import DownBlock, LatentProjection, PatchHead, PatchStem, ResBlock, SpatialAttention, UpBlock
-from .reference import ReferenceBlend, ReferenceFeatures, ReferenceFusion, fusion_blocks
+from .reference import ReferenceBlend, ReferenceFeatures, ReferenceFusion, ReferenceWarp, fusion_blocks, warp
 from .temporal import TemporalBlock, TemporalCache
 
 TEMPORAL_KEY = ".temporal."
@@ -116,7 +116,9 @@ class Decoder(nn.Module):
         self.temporal = _temporal_blocks(cfg, "dec")
         self.fusions = fusion_blocks(w, cfg.reference_levels)  # finest levels first
         self.head = PatchHead(w[0], cfg.in_channels, cfg.patch_size)
-        self.blend = ReferenceBlend(w[0], cfg.in_channels, cfg.patch_size) if cfg.reference_levels else None
+        fused = cfg.reference_levels
+        self.warp = ReferenceWarp(w[fused - 1]) if fused else None  # at the coarsest fused level
+        self.blend = ReferenceBlend(w[0], cfg.in_channels, cfg.patch_size) if fused else None
 
     def forward(
         self,
@@ -126,15 +128,19 @@ class Decoder(nn.Module):
     ) -> torch.Tensor:
         b, t = latents.shape[:2]
         h = self.inp(latents.flatten(0, 1))
+        flow: torch.Tensor | None = None  # the reference's warp to each frame, read at the first fused level
         for i in reversed(range(len(self.levels))):
             if reference is not None and i < len(self.fusions):
-                h = self.fusions[i](h, reference.levels[i])
+                if flow is None:
+                    assert self.warp is not None
+                    flow = self.warp(h, reference.levels[i])
+                h = self.fusions[i](h, warp(reference.levels[i], flow))
             h = _apply_temporal(self.temporal, i, self.levels[i](h), b, cache)
             if i > 0:
                 h = self.ups[i - 1](h)
         x = self.head(h)
-        if reference is not None and self.blend is not None:
-            x = self.blend(h, x, reference.image)
+        if reference is not None and self.blend is not None and flow is not None:
+            x = self.blend(h, x, warp(reference.image, flow))
         return x.view(b, t, *x.shape[1:])
 
 
@@ -312,7 +318,7 @@ class DCAutoencoder(nn.Module):
             expected = {k: v for k, v in expected.items() if TEMPORAL_KEY not in f".{k}"}
         added = {f"decoder.fusions.{i}." for i in range(saved_levels, config.reference_levels)}
         if config.reference_levels and not saved_levels:
-            added.add("decoder.blend.")
+            added |= {"decoder.blend.", "decoder.warp."}
         expected = {k: v for k, v in expected.items() if not any(k.startswith(a) for a in added)}
         check_state_dict(expected, tensors, folder)
         model.load_state_dict(tensors, strict=False)

@@ -4,10 +4,13 @@ Sixteen latent tokens cannot hold a face's texture, but every session has the pi
 reference image). With ``reference_levels`` = k > 0 the k finest decoder levels each read the encoder's
 features of that picture at the same resolution: the features are turned into a per-level input once per
 stream (``ReferenceFeatures``), and every decoded frame adds a fusion of its own features and that input.
-Last, ``ReferenceBlend`` copies the reference's pixels where the decoder's features say they still hold
-(most of a talking head's frame: the background, the clothes, the hair), x + g * a * (reference - x) with a
-per-pixel a in (0, 1). The fusions' last convs and the blend's gate g start at zero, so adding them to a
-trained decoder does not change its output. A decode without a reference skips both (training drops the
+The head moves between the reference and the frame, so the reference is first warped to the frame:
+``ReferenceWarp`` reads a flow field off the coarsest fused level (the frame's features beside the
+reference's) and every fused level, and the picture, is resampled along it. Last, ``ReferenceBlend``
+copies the warped reference's pixels where the decoder's features say they hold (most of a talking head's
+frame: the background, the clothes, the hair; the face once warped), x + g * a * (reference - x) with a
+per-pixel a in (0, 1). The fusions' last convs, the flow's and the blend's gate g start at zero, so adding
+them to a trained decoder does not change its output. A decode without a reference skips both (training drops the
 reference now and then, so the decoder stays usable alone). Latents do not change: the encoder and the
 latent space stay the AR model's.
 """
@@ -59,6 +62,36 @@ class ReferenceFusion(nn.Module):
     def forward(self, h: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
         """``h`` (B*T, C, H, W) of B streams; ``prepared`` (B, C, H, W), the same for all T frames."""
         return h + self.out(F.silu(self.from_features(h) + _per_frame(prepared, h.shape[0])))
+
+
+class ReferenceWarp(nn.Module):
+    """A flow field (N, 2, h, w), offsets in grid_sample's [-1, 1] coordinates, from a frame's features and
+    the reference's at one level; zero (no warp) at initialisation."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(2 * channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, 2, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)  # type: ignore[arg-type]
+
+    def forward(self, h: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        both = torch.cat([h, _per_frame(reference, h.shape[0])], dim=1)
+        return self.conv2(F.silu(self.conv1(both)))
+
+
+def warp(reference: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Resample per-stream ``reference`` (B, C, H, W) for each of the N frames ``flow`` (N, 2, h, w) is for:
+    output pixel p reads the reference at p + flow(p) (the flow resized to H x W)."""
+    reference = _per_frame(reference, flow.shape[0])
+    n, _, height, width = reference.shape
+    if flow.shape[-2:] != (height, width):
+        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+    ys = torch.linspace(-1 + 1 / height, 1 - 1 / height, height, device=flow.device, dtype=flow.dtype)
+    xs = torch.linspace(-1 + 1 / width, 1 - 1 / width, width, device=flow.device, dtype=flow.dtype)
+    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
+    grid = base + flow.permute(0, 2, 3, 1)
+    return F.grid_sample(reference, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 class ReferenceBlend(nn.Module):

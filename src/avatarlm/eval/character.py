@@ -53,7 +53,7 @@ def clip_figures(
     n = len(frames)
     fps = float(pipe.fps)
     clip = clip_from_sample(sample)
-    recon = reconstruct_clip(pipe.autoencoder, frames, streaming=True)
+    recon = reconstruct_clip(pipe.autoencoder, frames, True, frames[0])  # as the session decodes
     generated, _ = stream_clip(pipe, clip, frames[0], n)
     last = max(1, n - int(fps))
     audio = sample.audio["self"][: int(round(n * 16_000 / fps))]

@@ -5,11 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from avatarlm.config import AETrainConfig
 from avatarlm.data.frame_sampler import FrameSampler
 from avatarlm.data.mouth_swap import MouthSwapSampler
 from avatarlm.data.splits import split_identities
-from avatarlm.trainer.ae import reference_levels, train_autoencoder, uses_mouth_swap
+from avatarlm.trainer.ae import (
+    ClipSampler,
+    mouth_channels,
+    reference_levels,
+    train_autoencoder,
+    uses_mouth_swap,
+)
 
 # Identities the mouth-swap triples are drawn from (train split), the first this many seeds of it.
 MOUTH_SWAP_IDENTITIES = 20_000
@@ -41,10 +49,7 @@ def run_ae_training(
             )
         if window != 1:
             raise ValueError("the mouth swap trains on single frames: leave --window at 1")
-        size = cfg.autoencoder.image_height
-        if cfg.autoencoder.image_width != size:
-            raise ValueError("mouth-swap triples are rendered square: the autoencoder's frame must be square")
-        triples = MouthSwapSampler(split_identities("train", MOUTH_SWAP_IDENTITIES), size=size)
+        triples = mouth_swap_sampler(cfg)
         if progress:
             print(f"training on rendered mouth-swap triples of {MOUTH_SWAP_IDENTITIES} train identities")
         train_autoencoder(cfg, lambda rng: triples(rng, batch), out, steps, progress=progress)
@@ -61,5 +66,36 @@ def run_ae_training(
         raise ValueError(f"dataset frames are {sampler.frame_shape}, the autoencoder needs {want}")
     if progress:
         print(f"training on {len(sampler.clips)} clips, {sampler.n_frames} frames")
-    train_autoencoder(cfg, lambda rng: sampler(rng, batch), out, steps, progress=progress)
+    clips: ClipSampler = lambda rng: sampler(rng, batch)  # noqa: E731
+    rendered = round(batch * cfg.reference_mouth_share)
+    if sampler.reference and window == 1 and mouth_channels(cfg) and rendered:
+        clips = mixed_reference_pairs(sampler, mouth_swap_sampler(cfg), batch, rendered)
+        if progress:
+            print(f"{rendered} of {batch} pairs a step: one rendered face with two mouths")
+    train_autoencoder(cfg, clips, out, steps, progress=progress)
     return Path(out) / "model"
+
+
+def mouth_swap_sampler(cfg: AETrainConfig) -> MouthSwapSampler:
+    """Rendered (face, face wearing a donor's mouth, donor) triples of train-split identities."""
+    size = cfg.autoencoder.image_height
+    if cfg.autoencoder.image_width != size:
+        raise ValueError("mouth-swap triples are rendered square: the autoencoder's frame must be square")
+    return MouthSwapSampler(split_identities("train", MOUTH_SWAP_IDENTITIES), size=size)
+
+
+def mixed_reference_pairs(
+    clips: FrameSampler, triples: MouthSwapSampler, batch: int, rendered: int
+) -> ClipSampler:
+    """(reference, frame) pairs for a reference-conditioned decoder: ``batch - rendered`` from the dataset's
+    clips (the head moves between them), ``rendered`` from the renderer: one face in one pose with two
+    mouths, in either order, so the only thing the reference gets wrong is the mouth, which must come from
+    the latent."""
+
+    def sample(rng: np.random.Generator) -> np.ndarray:
+        pairs = triples(rng, rendered)[:, :2].copy()
+        flip = rng.random(rendered) < 0.5
+        pairs[flip] = pairs[flip, ::-1]
+        return np.concatenate([clips(rng, batch - rendered), pairs])
+
+    return sample

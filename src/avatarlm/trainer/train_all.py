@@ -1,7 +1,8 @@
 """`avatarlm train all`: the default model from nothing, as one resumable command.
 
 Stages, in order: ``synth`` (the synthetic avatar world) -> ``ae_spatial`` -> ``ae_temporal`` (the two
-autoencoder stages) -> ``encode`` (latent cache) -> ``ar`` (the AR model, written as a pipeline folder) ->
+autoencoder stages) -> ``ae_reference`` (with ``ae_reference_steps`` > 0: the decoder fine-tuned to read the
+stream's reference frame, ``autoencoder/reference.py``; latents unchanged) -> ``encode`` (latent cache) -> ``ar`` (the AR model, written as a pipeline folder) ->
 ``duplex`` (with ``duplex_steps`` > 0: the AR model fine-tuned to hear a partner too, ``train duplex``) ->
 ``own_history`` (with ``own_history_steps`` > 0: the duplex model fine-tuned on its own rollouts, against
 drift; ``OWN_HISTORY_RECIPE``, the bundled model's settings, under ``own_history_overrides``).
@@ -12,7 +13,8 @@ skips encoded shards), and ``OUT/stages.json`` records each finished stage with 
 the same command after a kill or a reboot goes on where it stopped. ``OUT/plan.json`` pins the settings: a
 rerun with other settings is refused instead of mixing two runs.
 
-Layout: ``OUT/data`` (dataset + ``latents/train_all``), ``OUT/ae_spatial``, ``OUT/ae_temporal``, ``OUT/ar``,
+Layout: ``OUT/data`` (dataset + ``latents/train_all``), ``OUT/ae_spatial``, ``OUT/ae_temporal``,
+``OUT/ae_reference``, ``OUT/ar``,
 ``OUT/duplex``, ``OUT/own_history``; the result is the last stage's ``pipeline`` folder (``result_pipeline``).
 """
 
@@ -28,7 +30,8 @@ from typing import Any
 from avatarlm.config import AETrainConfig
 from avatarlm.io import atomic_write_json, read_json
 
-STAGES = ("synth", "ae_spatial", "ae_temporal", "encode", "ar", "duplex", "own_history")
+STAGES = ("synth", "ae_spatial", "ae_temporal", "ae_reference", "encode", "ar", "duplex", "own_history")
+AE_STAGES = ("ae_spatial", "ae_temporal", "ae_reference")  # one budget
 # Budgets the issue sets for the tiny preset on 2 cores, in minutes (the autoencoder's two stages share one).
 BUDGET_MINUTES = {"synth": 20.0, "ae": 45.0, "encode": 15.0, "ar": 60.0}  # the duplex stage has none
 LATENT_TAG = "train_all"
@@ -61,6 +64,9 @@ class TrainAllPlan:
     ae_temporal_batch: int = 4
     ae_temporal_window: int = 4
     ae_mouth_channels: int = 0  # > 0: the spatial stage trains on mouth-swap triples (not on the dataset)
+    ae_reference_steps: int = 0  # > 0: a decoder stage that reads the reference frame (0 skips it)
+    ae_reference_levels: int = 4
+    ae_reference_lr: float = 2e-4
     ar_steps: int = 1500
     ar_overrides: dict[str, Any] = field(default_factory=dict)
     duplex_steps: int = 0  # 0 skips the duplex stage
@@ -84,7 +90,13 @@ class TrainAllPlan:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("ae_temporal_steps", "ae_mouth_channels", "duplex_steps", "own_history_steps"):
+        for name in (
+            "ae_temporal_steps",
+            "ae_mouth_channels",
+            "ae_reference_steps",
+            "duplex_steps",
+            "own_history_steps",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.own_history_steps and not self.duplex_steps:
@@ -137,8 +149,11 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
     data = out / "data"
     spatial, temporal = out / "ae_spatial" / "model", out / "ae_temporal" / "model"
 
-    def ae_folder() -> Path:
+    def trained_ae() -> Path:  # the spatial and temporal stages' result
         return temporal if plan.ae_temporal_steps > 0 else spatial
+
+    def ae_folder() -> Path:  # the autoencoder pipelines get
+        return out / "ae_reference" / "model" if plan.ae_reference_steps > 0 else trained_ae()
 
     def synth() -> None:
         from avatarlm.data.speech.languages import LANGUAGES
@@ -176,6 +191,17 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
             cfg, data, out / "ae_temporal", plan.ae_temporal_steps, plan.ae_temporal_batch,
             plan.ae_temporal_window, progress=progress,
         )  # fmt: skip
+
+    def ae_reference() -> None:
+        if plan.ae_reference_steps == 0:
+            return
+        from avatarlm.trainer.ae_run import run_ae_training
+
+        cfg = _ae_config(plan, stage="decoder", init_from=str(trained_ae()), lr=plan.ae_reference_lr)
+        cfg = cfg.with_overrides({"autoencoder.reference_levels": plan.ae_reference_levels})
+        run_ae_training(
+            cfg, data, out / "ae_reference", plan.ae_reference_steps, plan.ae_batch, progress=progress
+        )
 
     def encode() -> None:
         from avatarlm.autoencoder.latent_cache import encode_dataset
@@ -216,6 +242,7 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
         "synth": synth,
         "ae_spatial": ae_spatial,
         "ae_temporal": ae_temporal,
+        "ae_reference": ae_reference,
         "encode": encode,
         "ar": ar,
         "duplex": duplex,
@@ -254,13 +281,13 @@ def train_all(plan: TrainAllPlan, out: str | Path, progress: bool = True) -> lis
 
 
 def budget_table(reports: list[StageReport]) -> str:
-    """Minutes per stage against the tiny preset's budgets (the autoencoder's two stages summed)."""
+    """Minutes per stage against the tiny preset's budgets (the autoencoder's stages summed)."""
     minutes = {r.name: r.seconds / 60 for r in reports}
     rows = [
         ("synthesis", minutes.get("synth", 0.0), BUDGET_MINUTES["synth"]),
         (
             "autoencoder",
-            minutes.get("ae_spatial", 0.0) + minutes.get("ae_temporal", 0.0),
+            sum(minutes.get(name, 0.0) for name in AE_STAGES),
             BUDGET_MINUTES["ae"],
         ),
         ("latent cache", minutes.get("encode", 0.0), BUDGET_MINUTES["encode"]),
