@@ -382,6 +382,8 @@ class AETrainConfig(ComponentConfig):
     # pairs rendered as one face with two mouths, so the decoder takes the mouth from the latent.
     reference_dropout: float = 0.1
     reference_mouth_share: float = 0.5
+    # Weight of the L1 over pixels where the frame differs from its reference (reference.changed_l1).
+    reference_change_weight: float = 2.0
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     latent_stats_batches: int = 4
@@ -405,6 +407,8 @@ class AETrainConfig(ComponentConfig):
         for name in ("reference_dropout", "reference_mouth_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.reference_change_weight < 0:
+            raise ValueError(f"reference_change_weight must be >= 0, got {self.reference_change_weight}")
         if self.warmup_steps < 0 or self.gan_start_step < 0 or self.latent_stats_batches < 1:
             raise ValueError(
                 f"warmup_steps={self.warmup_steps}, gan_start_step={self.gan_start_step} must be >= 0 and "

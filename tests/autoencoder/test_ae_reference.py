@@ -6,7 +6,7 @@ import torch
 
 from ae_helpers import randomize_temporal, shapes_batch, small_config, to_frames
 from avatarlm.autoencoder import DCAutoencoder
-from avatarlm.autoencoder.reference import warp
+from avatarlm.autoencoder.reference import changed_l1, warp
 from avatarlm.config import AETrainConfig
 from avatarlm.trainer import train_autoencoder
 
@@ -144,3 +144,15 @@ def test_warp_reads_the_reference_along_the_flow() -> None:
     shifted = warp(x, right)  # two frames per stream: the reference repeats for each
     assert shifted.shape == (4, 3, 16, 16)
     torch.testing.assert_close(shifted[::2, ..., :-1], x[..., 1:], rtol=0, atol=1e-5)
+
+
+def test_changed_l1_counts_only_pixels_the_reference_gets_wrong() -> None:
+    reference = torch.zeros(1, 3, 8, 8)
+    frames = torch.zeros(1, 2, 3, 8, 8)
+    frames[:, :, :, :2] = 1.0  # two rows changed in both frames
+    assert changed_l1(frames, frames, reference) == 0
+    off = frames.clone()
+    off[:, :, :, 4:] += 0.5  # wrong only where the reference was right: not counted
+    assert changed_l1(off, frames, reference) == 0
+    off[:, :, :, :2] -= 0.25  # wrong by 0.25 on every changed pixel
+    torch.testing.assert_close(changed_l1(off, frames, reference), torch.tensor(0.25))

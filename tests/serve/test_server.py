@@ -64,7 +64,11 @@ def test_talk_to_the_avatar(mono_pipe):
 
     with running(create_app(mono_pipe)) as base:
         frames, voices, notices = asyncio.run(session(ws_url(base)))
-        health = json.loads(get(base + "/api/health")[1])
+        for _ in range(50):  # the server notices the close a moment after the client leaves
+            health = json.loads(get(base + "/api/health")[1])
+            if health["sessions"] == 0:
+                break
+            time.sleep(0.05)
         info = json.loads(get(base + "/api/info")[1])
         page = get(base + "/")
         script = get(base + "/static/app.js")

@@ -121,3 +121,15 @@ class ReferenceBlend(nn.Module):
 def fusion_blocks(widths: tuple[int, ...], levels: int) -> nn.ModuleList:
     """One fusion per fused level, finest first (empty when ``levels`` is 0)."""
     return nn.ModuleList(ReferenceFusion(widths[i]) for i in range(levels))
+
+
+def changed_l1(
+    recon: torch.Tensor, frames: torch.Tensor, reference: torch.Tensor, threshold: float = 0.05
+) -> torch.Tensor:
+    """Mean L1 of ``recon`` against ``frames`` (B, T, C, H, W) over the pixels where the frame differs from
+    its ``reference`` (B, C, H, W) by more than ``threshold`` in some channel: where copying the reference
+    is wrong (a moved head, another mouth) and the latent must decide. Added to the loss, it keeps the
+    decoder from drawing the reference where it is unsure."""
+    changed = (frames - reference[:, None]).abs().amax(dim=2, keepdim=True).gt(threshold).to(recon.dtype)
+    error = (recon - frames).abs().mean(dim=2, keepdim=True)
+    return (error * changed).sum() / changed.sum().clamp_min(1.0)

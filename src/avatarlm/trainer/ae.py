@@ -13,6 +13,7 @@ from tqdm import tqdm
 from ..autoencoder.loss import AutoencoderLoss
 from ..autoencoder.model import DCAutoencoder
 from ..autoencoder.mouth_swap import MouthSwapLoss
+from ..autoencoder.reference import changed_l1
 from ..config import AETrainConfig
 from ..io import atomic_write_json, read_json
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -212,6 +213,10 @@ def train_autoencoder(
                 recon = model.reconstruct(x, reference)
             recon = recon.float()
             loss, parts = loss_fn(recon, x, step)
+            if reference is not None and cfg.reference_change_weight > 0:
+                changed = changed_l1(recon, x, reference)
+                loss = loss + cfg.reference_change_weight * changed
+                parts.update(changed_l1=float(changed.detach()), loss=float(loss.detach()))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -225,7 +230,8 @@ def train_autoencoder(
             parts["gan_d"] = float(d_loss.detach())
         step += 1
         bar.update(1)
-        bar.set_postfix({k: f"{parts[k]:.4f}" for k in ("loss", "l1", "swap_l1", "invariance") if k in parts})
+        keys = ("loss", "l1", "swap_l1", "invariance", "changed_l1")
+        bar.set_postfix({k: f"{parts[k]:.4f}" for k in keys if k in parts})
         if on_step is not None:
             on_step(step, parts)
         if step % cfg.checkpoint_every == 0 or step == steps:
