@@ -10,9 +10,10 @@ reference's) and every fused level, and the picture, is resampled along it. Last
 copies the warped reference's pixels where the decoder's features say they hold (most of a talking head's
 frame: the background, the clothes, the hair; the face once warped), x + g * a * (reference - x) with a
 per-pixel a in (0, 1). The fusions' last convs, the flow's and the blend's gate g start at zero, so adding
-them to a trained decoder does not change its output. A decode without a reference skips both (training drops the
-reference now and then, so the decoder stays usable alone). Latents do not change: the encoder and the
-latent space stay the AR model's.
+them to a trained decoder does not change its output. A decode without a reference skips all of them
+(training drops the reference now and then, so the decoder stays usable alone). Latents do not change: the
+encoder and the latent space stay the AR model's. ``changed_l1`` is the training term that keeps the decoder
+from drawing the reference where the frame differs from it (a moved head, another mouth).
 """
 
 from __future__ import annotations
