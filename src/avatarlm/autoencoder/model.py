@@ -296,18 +296,18 @@ class DCAutoencoder(nn.Module):
         reference_levels: int | None = None,
     ) -> DCAutoencoder:
         """Load a model folder in fp32. ``temporal=True`` on a spatial (stage-1) folder adds identity-
-        initialised temporal layers; ``temporal=False`` drops saved temporal layers. ``reference_levels``
-        above the saved model's adds zero-initialised reference fusions (``reference.py``) to the finest
-        levels that have none."""
+        initialised temporal layers; ``temporal=False`` drops saved temporal layers. ``reference_levels`` > 0
+        on a model without reference levels adds them, zero-initialised (``reference.py``), so the output
+        stays the same; a model that has them keeps their number."""
         data, tensors = load_model_folder(folder, AutoencoderConfig.kind)
         config = AutoencoderConfig.from_dict(data)
         saved_temporal, saved_levels = config.temporal, config.reference_levels
         if temporal is not None:
             config = config.replace(temporal=temporal)
         if reference_levels is not None:
-            if reference_levels < saved_levels:
+            if saved_levels and reference_levels != saved_levels:  # the flow's width depends on it
                 raise ValueError(
-                    f"{folder} fuses {saved_levels} reference levels: cannot drop to {reference_levels}"
+                    f"{folder} fuses {saved_levels} reference levels: cannot change to {reference_levels}"
                 )
             config = config.replace(reference_levels=reference_levels)
         model = cls(config)
@@ -316,10 +316,8 @@ class DCAutoencoder(nn.Module):
             tensors = {k: v for k, v in tensors.items() if TEMPORAL_KEY not in f".{k}"}
         if config.temporal and not saved_temporal:
             expected = {k: v for k, v in expected.items() if TEMPORAL_KEY not in f".{k}"}
-        added = {f"decoder.fusions.{i}." for i in range(saved_levels, config.reference_levels)}
-        if config.reference_levels and not saved_levels:
-            added |= {"decoder.blend.", "decoder.warp."}
-        expected = {k: v for k, v in expected.items() if not any(k.startswith(a) for a in added)}
+        added = ("decoder.fusions.", "decoder.blend.", "decoder.warp.") if not saved_levels else ()
+        expected = {k: v for k, v in expected.items() if not k.startswith(added)}
         check_state_dict(expected, tensors, folder)
         model.load_state_dict(tensors, strict=False)
         return model.to(device)
