@@ -64,20 +64,14 @@ def build_model(cfg: AETrainConfig) -> DCAutoencoder:
     return DCAutoencoder(cfg.autoencoder.replace(temporal=bool(temporal)))
 
 
-def mouth_channels(cfg: AETrainConfig) -> int:
-    """The mouth channels of the model a run trains (what ``build_model`` gives it): those asked for in
-    ``cfg.autoencoder``, else those of the ``init_from`` model."""
-    if cfg.autoencoder.mouth_channels or not cfg.init_from:
-        return cfg.autoencoder.mouth_channels
-    return int(read_json(Path(cfg.init_from) / "config.json").get("mouth_channels", 0))
-
-
-def reference_levels(cfg: AETrainConfig) -> int:
-    """The reference-fused decoder levels of the model a run trains (as ``mouth_channels``): its clips
-    then carry a reference frame of the same clip first."""
-    if cfg.autoencoder.reference_levels or not cfg.init_from:
-        return cfg.autoencoder.reference_levels
-    return int(read_json(Path(cfg.init_from) / "config.json").get("reference_levels", 0))
+def trained_setting(cfg: AETrainConfig, name: str) -> int:
+    """An integer autoencoder setting (``mouth_channels``, ``reference_levels``) of the model a run trains
+    (what ``build_model`` gives it): the one asked for in ``cfg.autoencoder``, else the ``init_from``
+    model's. With reference levels, the run's clips carry a reference frame of the same clip first."""
+    asked = int(getattr(cfg.autoencoder, name))
+    if asked or not cfg.init_from:
+        return asked
+    return int(read_json(Path(cfg.init_from) / "config.json").get(name, 0))
 
 
 def uses_mouth_swap(cfg: AETrainConfig) -> bool:
@@ -86,7 +80,7 @@ def uses_mouth_swap(cfg: AETrainConfig) -> bool:
     Asking for mouth channels in another stage is refused."""
     if cfg.autoencoder.mouth_channels and cfg.stage != "spatial":
         raise ValueError("the mouth swap trains on single frames: use it in the spatial stage")
-    return cfg.stage == "spatial" and cfg.mouth_swap_weight > 0 and mouth_channels(cfg) > 0
+    return cfg.stage == "spatial" and cfg.mouth_swap_weight > 0 and trained_setting(cfg, "mouth_channels") > 0
 
 
 def trainable_parameters(model: DCAutoencoder, stage: str) -> list[torch.nn.Parameter]:
@@ -139,10 +133,10 @@ def train_autoencoder(
 
     ``clips(rng)`` returns a uint8 batch (B, T, H, W, 3) (numpy, or a torch tensor); for a reference-
     conditioned model (``reference_levels``) frame 0 of each clip is its reference, read by the decoder
-    (dropped for a whole batch with probability ``cfg.reference_dropout``) and not reconstructed. The model, the loss
-    and every batch live on ``device``; on a CUDA device the model runs under bf16 autocast unless
-    ``mixed_precision`` is False (the loss is always computed in fp32). ``final_lr_fraction``, when
-    given, decays the learning rate along a cosine to that fraction of ``cfg.lr`` at ``steps``; by
+    (dropped for a whole batch with probability ``cfg.reference_dropout``) and not reconstructed. The
+    model, the loss and every batch live on ``device``; on a CUDA device the model runs under bf16
+    autocast unless ``mixed_precision`` is False (the loss is always computed in fp32). ``final_lr_fraction``,
+    when given, decays the learning rate along a cosine to that fraction of ``cfg.lr`` at ``steps``; by
     default it stays constant after the warm-up. Writes checkpoints every ``cfg.checkpoint_every``
     steps and at the end, then the model folder ``out_dir/model`` with latent normalisation estimated
     from ``cfg.latent_stats_batches`` batches; both are CPU-loadable safetensors. Returns the trained

@@ -13,9 +13,8 @@ from avatarlm.data.mouth_swap import MouthSwapSampler
 from avatarlm.data.splits import split_identities
 from avatarlm.trainer.ae import (
     ClipSampler,
-    mouth_channels,
-    reference_levels,
     train_autoencoder,
+    trained_setting,
     uses_mouth_swap,
 )
 
@@ -59,7 +58,12 @@ def run_ae_training(
             "--data is needed (a dataset from `avatarlm data synth`) unless --mouth-channels is set"
         )
     sampler = FrameSampler(
-        Path(data), "train", window, max_clips, show_progress=progress, reference=reference_levels(cfg) > 0
+        Path(data),
+        "train",
+        window,
+        max_clips,
+        show_progress=progress,
+        reference=trained_setting(cfg, "reference_levels") > 0,
     )
     want = (cfg.autoencoder.image_height, cfg.autoencoder.image_width, 3)
     if sampler.frame_shape != want:
@@ -68,7 +72,7 @@ def run_ae_training(
         print(f"training on {len(sampler.clips)} clips, {sampler.n_frames} frames")
     clips: ClipSampler = lambda rng: sampler(rng, batch)  # noqa: E731
     rendered = round(batch * cfg.reference_mouth_share)
-    if sampler.reference and window == 1 and mouth_channels(cfg) and rendered:
+    if sampler.reference and window == 1 and trained_setting(cfg, "mouth_channels") and rendered:
         clips = mixed_reference_pairs(sampler, mouth_swap_sampler(cfg), batch, rendered)
         if progress:
             print(f"{rendered} of {batch} pairs a step: one rendered face with two mouths")

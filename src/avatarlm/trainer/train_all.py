@@ -2,10 +2,11 @@
 
 Stages, in order: ``synth`` (the synthetic avatar world) -> ``ae_spatial`` -> ``ae_temporal`` (the two
 autoencoder stages) -> ``ae_reference`` (with ``ae_reference_steps`` > 0: the decoder fine-tuned to read the
-stream's reference frame, ``autoencoder/reference.py``; latents unchanged) -> ``encode`` (latent cache) -> ``ar`` (the AR model, written as a pipeline folder) ->
-``duplex`` (with ``duplex_steps`` > 0: the AR model fine-tuned to hear a partner too, ``train duplex``) ->
-``own_history`` (with ``own_history_steps`` > 0: the duplex model fine-tuned on its own rollouts, against
-drift; ``OWN_HISTORY_RECIPE``, the bundled model's settings, under ``own_history_overrides``).
+stream's reference frame, ``autoencoder/reference.py``; latents unchanged) -> ``encode`` (latent cache) ->
+``ar`` (the AR model, written as a pipeline folder) -> ``duplex`` (with ``duplex_steps`` > 0: the AR model
+fine-tuned to hear a partner too, ``train duplex``) -> ``own_history`` (with ``own_history_steps`` > 0:
+the duplex model fine-tuned on its own rollouts, against drift; ``OWN_HISTORY_RECIPE``, the bundled
+model's settings, under ``own_history_overrides``).
 With ``ae_mouth_channels`` > 0 the spatial stage trains on rendered mouth-swap triples, so the first
 channels of every frame's latent hold the mouth (the latent space lip-sync is learned best in).
 Every stage resumes itself (synthesis skips finished shards, trainers load their last checkpoint, the cache
@@ -14,8 +15,8 @@ the same command after a kill or a reboot goes on where it stopped. ``OUT/plan.j
 rerun with other settings is refused instead of mixing two runs.
 
 Layout: ``OUT/data`` (dataset + ``latents/train_all``), ``OUT/ae_spatial``, ``OUT/ae_temporal``,
-``OUT/ae_reference``, ``OUT/ar``,
-``OUT/duplex``, ``OUT/own_history``; the result is the last stage's ``pipeline`` folder (``result_pipeline``).
+``OUT/ae_reference``, ``OUT/ar``, ``OUT/duplex``, ``OUT/own_history``; the result is the last stage's
+``pipeline`` folder (``result_pipeline``).
 """
 
 from __future__ import annotations
