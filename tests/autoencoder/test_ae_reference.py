@@ -157,3 +157,16 @@ def test_changed_l1_counts_only_pixels_the_reference_gets_wrong() -> None:
     assert changed_l1(off, frames, reference) == 0
     off[:, :, :, :2] -= 0.25  # wrong by 0.25 on every changed pixel
     torch.testing.assert_close(changed_l1(off, frames, reference), torch.tensor(0.25))
+
+
+@torch.no_grad()
+def test_one_streams_features_expand_to_many(model: DCAutoencoder, clip: torch.Tensor) -> None:
+    reference = clip[:1, 0]
+    once = model.reference_features(reference).expand(3)
+    each = model.reference_features(reference.expand(3, -1, -1, -1))
+    z = model.encode(clip[:1].expand(3, -1, -1, -1, -1))
+    torch.testing.assert_close(
+        model.decode(z, reference=once), model.decode(z, reference=each), rtol=0, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="one stream"):
+        each.expand(6)

@@ -37,6 +37,14 @@ class ReferenceFeatures:
     def batch(self) -> int:
         return self.image.shape[0]
 
+    def expand(self, batch: int) -> ReferenceFeatures:
+        """One stream's features (batch 1) as ``batch`` streams with that reference, without copying."""
+        if self.batch != 1:
+            raise ValueError(f"expand takes the features of one stream, these are of {self.batch}")
+        return ReferenceFeatures(
+            [t.expand(batch, -1, -1, -1) for t in self.levels], self.image.expand(batch, -1, -1, -1)
+        )
+
 
 def _per_frame(reference: torch.Tensor, rows: int) -> torch.Tensor:
     """(B, ...) per stream -> (rows, ...) per frame of B streams of rows / B frames each."""

@@ -57,7 +57,8 @@ def reconstruct_clip(
     x = to_tensor(frames)
     ref = None if reference is None else to_tensor(reference[None])[:, 0]
     if not streaming:
-        features = model.reference_features(None if ref is None else ref.expand(len(frames), -1, -1, -1))
+        features = model.reference_features(ref)  # once; every frame is a stream of its own
+        features = None if features is None else features.expand(len(frames))
         return to_uint8(model.decode(model.encode(x.transpose(0, 1)), reference=features).transpose(0, 1))
     cache = model.new_cache(ref)
     out = [model.decode_step(model.encode_step(x[:, t], cache), cache) for t in range(x.shape[1])]
