@@ -37,6 +37,18 @@ def randomize_temporal(model: DCAutoencoder, seed: int = 0) -> None:
             p.copy_(torch.randn(p.shape, generator=g) * 0.2)
 
 
+def randomize_fusions(model: DCAutoencoder, seed: int = 0) -> None:
+    """Give the (zero-initialised) fusions' output convs and the flow random weights and open the blend's
+    gate, so the reference is read and warped."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for fusion in model.decoder.fusions:
+            fusion.out.weight.copy_(torch.randn(fusion.out.weight.shape, generator=g) * 0.2)
+        model.decoder.blend.gate.fill_(0.05)  # times GATE_SCALE: half way
+        flow = model.decoder.warp.conv2.weight
+        flow.copy_(torch.randn(flow.shape, generator=g) * 0.01)  # a small warp
+
+
 def shapes_batch(rng: np.random.Generator, batch: int, frames: int, size: int) -> np.ndarray:
     """uint8 (B, T, H, W, 3): a coloured rectangle and disc on a coloured background, drifting over time."""
     out = np.empty((batch, frames, size, size, 3), dtype=np.uint8)

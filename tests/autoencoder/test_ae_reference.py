@@ -4,25 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from ae_helpers import randomize_temporal, shapes_batch, small_config, to_frames
+from ae_helpers import randomize_fusions, randomize_temporal, shapes_batch, small_config, to_frames
 from avatarlm.autoencoder import DCAutoencoder
 from avatarlm.autoencoder.reference import changed_l1, warp
 from avatarlm.config import AETrainConfig
 from avatarlm.trainer import train_autoencoder
 
 N_FRAMES = 6
-
-
-def randomize_fusions(model: DCAutoencoder, seed: int = 0) -> None:
-    """Give the (zero-initialised) fusions' output convs and the flow random weights and open the blend's
-    gate, so the reference is read and warped."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for fusion in model.decoder.fusions:
-            fusion.out.weight.copy_(torch.randn(fusion.out.weight.shape, generator=g) * 0.2)
-        model.decoder.blend.gate.fill_(0.05)  # times GATE_SCALE: half way
-        flow = model.decoder.warp.conv2.weight
-        flow.copy_(torch.randn(flow.shape, generator=g) * 0.01)  # a small warp
 
 
 @pytest.fixture(scope="module")

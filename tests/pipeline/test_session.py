@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from ae_helpers import randomize_fusions
+from avatarlm.autoencoder import DCAutoencoder
 from avatarlm.conditions.pose import NUM_KEYPOINTS
 from avatarlm.conditions.projector import ConditionBatch
+from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.offline import generate_clip
 from avatarlm.pipeline.session import SessionConfig, StreamingSession
 
@@ -63,6 +66,21 @@ def test_session_agrees_with_the_offline_run(pipe, audio):
     assert offline.shape == streamed.shape
     diff = np.abs(offline.astype(int) - streamed.astype(int))
     assert diff.max() <= 2 and diff.mean() < 0.01  # batched audio encoding rounds differently (~1e-6)
+
+
+def test_a_reference_reading_decoder_streams_as_it_decodes_offline(pipe, random_pipeline, audio):
+    """The session hands its reference picture to the decoder, as `generate_clip(reference_image=)` does."""
+    ae = DCAutoencoder.from_pretrained(random_pipeline / "ae", reference_levels=2).eval()
+    randomize_fusions(ae)
+    reading = Pipeline(ae, pipe.model, pipe.info)
+    streamed, session = run(reading, audio, [320] * (len(audio) // 320), SessionConfig(window_frames=64))
+    cond = ConditionBatch(audio=audio, num_frames=len(audio) // 640)
+    ref, image = session.reference, session.reference_image
+    offline = generate_clip(ae, pipe.model, ref, cond, reference_image=image)
+    diff = np.abs(offline.astype(int) - streamed.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.01
+    plain = generate_clip(pipe.autoencoder, pipe.model, ref, cond)
+    assert np.abs(offline.astype(int) - plain.astype(int)).mean() > 0.5  # the picture is read
 
 
 def test_guided_offline_run_agrees_with_a_guided_session(pipe, audio):
