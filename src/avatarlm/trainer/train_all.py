@@ -32,7 +32,7 @@ from avatarlm.config import AETrainConfig
 from avatarlm.io import atomic_write_json, read_json
 
 STAGES = ("synth", "ae_spatial", "ae_temporal", "ae_reference", "encode", "ar", "duplex", "own_history")
-AE_STAGES = ("ae_spatial", "ae_temporal", "ae_reference")  # one budget
+AE_BUDGET_STAGES = ("ae_spatial", "ae_temporal", "ae_reference")  # the autoencoder budget covers them
 # Budgets the issue sets for the tiny preset on 2 cores, in minutes (the autoencoder's two stages share one).
 BUDGET_MINUTES = {"synth": 20.0, "ae": 45.0, "encode": 15.0, "ar": 60.0}  # the duplex stage has none
 LATENT_TAG = "train_all"
@@ -288,7 +288,7 @@ def budget_table(reports: list[StageReport]) -> str:
         ("synthesis", minutes.get("synth", 0.0), BUDGET_MINUTES["synth"]),
         (
             "autoencoder",
-            sum(minutes.get(name, 0.0) for name in AE_STAGES),
+            sum(minutes.get(name, 0.0) for name in AE_BUDGET_STAGES),
             BUDGET_MINUTES["ae"],
         ),
         ("latent cache", minutes.get("encode", 0.0), BUDGET_MINUTES["encode"]),
