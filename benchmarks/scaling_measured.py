@@ -75,5 +75,9 @@ def measured_on_gpu(rep: Report, paths: list[Path] = RESULTS) -> list[str]:
         "is busy 20.7 ms a frame: matrix products 8.4 ms (TF32 kernels with 64-row tiles reading 11 GB of "
         "fp32 weights a step, ~1.5 TB/s of the card's 4.8), element-wise kernels and norms 4.8 ms, the "
         "decoder's convolutions 3.0 ms plus 1.1 ms converting NCHW to NHWC for cuDNN, attention 1.2 ms. "
-        "Next levers: bf16 weights (half the bytes), a channels-last decoder, fused norms.\n",
+        "Since then (`bench_gpu_h200_bf16w.json`, both modes in one run): bf16 weights (`bf16w`, half the "
+        "bytes) take `paper` from 32.4 to 26.0 ms a frame; and `benchmarks/bench_gpu_decoder.py` "
+        "(`decoder_h200.json`) times the `paper` decoder alone at 12.9 ms in fp32, 6.1 with TF32 convolutions "
+        "and 5.8 channels-last: the layout gains 5% there and loses at the small decoders. Next levers: fused "
+        "norms, and the decoder as a CUDA graph.\n",
     ]

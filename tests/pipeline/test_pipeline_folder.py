@@ -33,6 +33,25 @@ def test_save_and_load_round_trip(ae_folder, tmp_path):
     assert not (tmp_path / "pipe.tmp").exists()
 
 
+def test_a_cpu_pipeline_decodes_channels_last_to_the_same_frames(ae_folder, tmp_path):
+    folder = save_pipeline(tmp_path / "pipe", ae_folder, ARModel(ar_config()), "test")
+    ae = load_pipeline(folder).autoencoder
+    conv = next(m for m in ae.decoder.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = DCAutoencoder.from_pretrained(ae_folder).eval()
+    assert not next(
+        m for m in plain.decoder.modules() if isinstance(m, torch.nn.Conv2d)
+    ).weight.is_contiguous(memory_format=torch.channels_last)
+    z = torch.randn(1, 3, *plain.latent_shape)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            ae.decode(z, ae.new_cache()), plain.decode(z, plain.new_cache()), atol=1e-4, rtol=0
+        )
+    saved = DCAutoencoder.from_pretrained(ae.save_pretrained(tmp_path / "again"))
+    for k, v in plain.state_dict().items():
+        assert torch.equal(saved.state_dict()[k], v), k
+
+
 def test_pack_stores_fp16_weights_at_half_the_size(ae_folder, tmp_path, capsys):
     from safetensors import safe_open
 
