@@ -180,5 +180,5 @@ def load_pipeline(
     if pipeline_info(ae, ar, info.get("preset", ""))["tokens_per_frame"] != info.get("tokens_per_frame"):
         raise ValueError(f"{path} says {info.get('tokens_per_frame')} tokens per frame; the models disagree")
     layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-    ae = ae.eval().to(device, memory_format=layout)
+    ae = ae.eval().to(device).to(memory_format=layout)  # type: ignore[call-overload]
     return Pipeline(ae, ar.to(device), info)
