@@ -72,6 +72,7 @@ def test_train_ae_refuses_a_dataset_of_the_wrong_size(tiny_dataset, tmp_path, ca
         (["--mouth-channels", "4", "--data", "x"], "--mouth-channels renders its own training frames"),
         (["--mouth-channels", "32"], "mouth_channels=32 must be in 0..31"),
         (["--mouth-channels", "4", "--window", "4"], "the mouth swap trains on single frames"),
+        (["--final-lr-fraction", "1.5"], "--final-lr-fraction must be in [0, 1], got 1.5"),
     ],
 )
 def test_train_ae_bad_data_and_mouth_options_exit_2(tmp_path, capsys, args, message):

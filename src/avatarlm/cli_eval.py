@@ -92,6 +92,15 @@ def add_eval_parser(sub: Any) -> None:
     tp.add_argument(
         "--ae", default="models/tiny/ae", help="half of every batch goes through this autoencoder"
     )
+    tp.add_argument(
+        "--preset",
+        default="tiny",
+        help="probe preset: tiny (96x96 input), full_res (128x128) or small (128x128, wider)",
+    )
+    tp.add_argument("--identities", type=int, default=400, help="val-split faces rendered (default 400)")
+    tp.add_argument("--lr", type=float, default=1e-3)
+    tp.add_argument("--device", default="cpu", help="cpu or cuda: where the probe and the AE run")
+    tp.add_argument("--workers", type=int, default=0, help="processes rendering the batches (0: this one)")
     pr = evalcmd.add_parser("probe", help="score the pixel probe on unseen renders and AE reconstructions")
     pr.add_argument("--probe", default="models/probe", help="probe folder (default: models/probe)")
     pr.add_argument("--ae", default="models/tiny/ae", help="autoencoder folder (default: models/tiny/ae)")
@@ -196,7 +205,14 @@ def _eval_probe(args: argparse.Namespace) -> None:
 
     ae = DCAutoencoder.from_pretrained(args.ae)
     if args.eval_command == "train-probe":
-        probe = train_probe(PixelProbeConfig(), args.out, args.steps, args.batch, ae=ae)
+        from avatarlm.pipeline.folder import check_device
+
+        device = check_device(args.device)
+        probe = train_probe(
+            PixelProbeConfig.preset(args.preset), args.out, args.steps, args.batch, lr=args.lr,
+            identities=args.identities, ae=ae, device=device, workers=args.workers,
+        )  # fmt: skip
+        ae = ae.cpu()
     else:
         if args.frames < 16:
             raise ValueError(f"--frames must be >= 16, got {args.frames}")

@@ -42,6 +42,12 @@ def add_train_parser(sub: Any) -> None:
     ae.add_argument("--batch", type=int, default=16, help="clips per step")
     ae.add_argument("--window", type=int, default=1, help="frames per clip (temporal stages: e.g. 4)")
     ae.add_argument("--max-clips", type=int, default=None, help="load at most this many clips (memory)")
+    ae.add_argument(
+        "--final-lr-fraction",
+        type=float,
+        default=None,
+        help="decay the learning rate along a cosine to this fraction of lr at --steps (default: constant)",
+    )
     ae.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
 
     ar = train.add_parser("ar", help="train the AR model on cached latents (torchrun for several processes)")
@@ -159,7 +165,10 @@ def _train_ae(args: argparse.Namespace) -> None:
         overrides["autoencoder.mouth_channels"] = args.mouth_channels
     cfg = AETrainConfig.from_preset_or_file(args.preset, stage=args.stage, init_from=args.init_from)
     cfg = cfg.with_overrides(overrides)
-    model = run_ae_training(cfg, args.data, args.out, args.steps, args.batch, args.window, args.max_clips)
+    model = run_ae_training(
+        cfg, args.data, args.out, args.steps, args.batch, args.window, args.max_clips,
+        final_lr_fraction=args.final_lr_fraction,
+    )  # fmt: skip
     print(f"wrote {model}")
 
 

@@ -31,7 +31,12 @@ NEUTRAL_BELOW = 0.3  # expression strength under which a face reads as neutral
 @dataclass
 class PixelProbeConfig(ComponentConfig):
     kind: ClassVar[str] = "pixel_probe"
-    _presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}, "small": {"size": 128, "width": 48}}
+    # full_res reads 128x128 frames without resizing them (the bundled probe's)
+    _presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {},
+        "full_res": {"size": 128},
+        "small": {"size": 128, "width": 48},
+    }
 
     size: int = 96  # frames are resized to size x size
     width: int = 32  # channels of the first stage (doubling per stage, 4 stages)

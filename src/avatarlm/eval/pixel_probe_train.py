@@ -15,15 +15,9 @@ from tqdm import tqdm
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.data.render_sampler import RenderedClipSampler
 from avatarlm.data.splits import split_identities
-from avatarlm.eval.ae_quality import reconstruct_clip
 from avatarlm.eval.pixel_probe import PROBED, PixelProbe, PixelProbeConfig, state_targets
+from avatarlm.eval.probe_batches import ProbeBatches, reconstruct, render_batch
 from avatarlm.trainer.schedule import warmup_cosine_lr
-
-
-def _batch(sampler: RenderedClipSampler, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    frames, _, states = sampler.draw(rng, n)
-    vectors = np.stack([s[0].to_vector() for s in states])
-    return frames[:, 0], vectors
 
 
 def train_probe(
@@ -37,37 +31,44 @@ def train_probe(
     seed: int = 0,
     progress: bool = True,
     ae: DCAutoencoder | None = None,
+    device: str | torch.device = "cpu",
+    workers: int = 0,
 ) -> PixelProbe:
     """Train on fresh renders of ``identities`` val-split faces; writes the probe folder ``out``. With ``ae``,
     half of every batch is shown through the autoencoder, as generated frames are (a probe trained on
-    clean renders alone reads blurred mouths badly)."""
+    clean renders alone reads blurred mouths badly); a reference-reading one reads a picture of the same
+    face, as in a session. ``workers`` processes render the batches (0: this one); the probe and the
+    autoencoder run on ``device``. Returns the probe on the CPU."""
     if steps < 1 or batch < 2:
         raise ValueError(f"steps must be >= 1 and batch >= 2, got {steps} and {batch}")
+    device = torch.device(device)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    sampler = RenderedClipSampler(split_identities("val", identities), size=render_size)
-    probe = PixelProbe(config)
+    probe = PixelProbe(config).to(device)
+    if ae is not None:
+        ae = ae.to(device).eval()
     opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.01)
-    bar = tqdm(range(steps), desc="train probe", disable=not progress)
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = warmup_cosine_lr(step, steps, lr, min(100, steps // 10), 0.05)
-        frames, states = _batch(sampler, rng, batch)
-        if ae is not None:
-            with torch.no_grad():
-                frames[::2] = reconstruct_clip(ae.eval(), frames[::2], streaming=False)
-        controls, expression = state_targets(states)
-        pred, logits = probe(probe.prepare(frames))
-        loss = nn.functional.mse_loss(pred, torch.from_numpy(controls)) + 0.3 * nn.functional.cross_entropy(
-            logits, torch.from_numpy(expression)
-        )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+    bar = tqdm(total=steps, desc="train probe", disable=not progress)
+    with ProbeBatches(split_identities("val", identities), render_size, batch, seed, workers) as batches:
+        for step, b in enumerate(batches.iterate(steps)):
+            for group in opt.param_groups:
+                group["lr"] = warmup_cosine_lr(step, steps, lr, min(100, steps // 10), 0.05)
+            frames = b.frames
+            if ae is not None:
+                frames[::2] = reconstruct(ae, frames[::2], b.references[::2])
+            controls, expression = state_targets(b.states)
+            pred, logits = probe(probe.prepare(frames))
+            loss = nn.functional.mse_loss(pred, torch.from_numpy(controls).to(device))
+            loss = loss + 0.3 * nn.functional.cross_entropy(logits, torch.from_numpy(expression).to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update()
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+    bar.close()
+    probe = probe.cpu().eval()
     probe.save_pretrained(out)
-    return probe.eval()
+    return probe
 
 
 @dataclass
@@ -109,14 +110,11 @@ def evaluate_probe(
     render_size: int = 128,
     seed: int = 1,
 ) -> dict[str, ProbeScores]:
-    """Scores on ``count`` renders of test-split identities and, with ``ae``, on their reconstructions."""
+    """Scores on ``count`` renders of test-split identities and, with ``ae``, on their reconstructions (a
+    reference-reading autoencoder reads a picture of the same face in another state)."""
     sampler = RenderedClipSampler(split_identities("test", 200), size=render_size)
-    frames, states = _batch(sampler, np.random.default_rng(seed), count)
-    out = {"renders": score(probe, frames, states)}
+    b = render_batch(sampler, seed, 0, count)
+    out = {"renders": score(probe, b.frames, b.states)}
     if ae is not None:
-        ae.eval()
-        recon = np.concatenate(
-            [reconstruct_clip(ae, frames[i : i + 16], streaming=False) for i in range(0, count, 16)]
-        )
-        out["reconstructions"] = score(probe, recon, states)
+        out["reconstructions"] = score(probe, reconstruct(ae, b.frames, b.references), b.states)
     return out

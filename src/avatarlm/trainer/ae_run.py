@@ -31,8 +31,11 @@ def run_ae_training(
     window: int = 1,
     max_clips: int | None = None,
     progress: bool = True,
+    final_lr_fraction: float | None = None,
 ) -> Path:
     """Train (resuming ``out``) on ``batch`` windows of ``window`` frames per step; returns ``out/model``.
+    ``final_lr_fraction``: decay the learning rate along a cosine to that fraction of ``cfg.lr`` (constant
+    after the warm-up when None).
 
     A spatial stage of a model with mouth channels (``cfg.autoencoder.mouth_channels`` > 0, or an
     ``init_from`` model that has them; see ``uses_mouth_swap``) renders ``batch`` mouth-swap triples of
@@ -40,6 +43,8 @@ def run_ae_training(
     """
     if batch < 1 or steps < 1 or window < 1:
         raise ValueError(f"batch, steps and window must be at least 1, got {batch}, {steps} and {window}")
+    if final_lr_fraction is not None and not 0.0 <= final_lr_fraction <= 1.0:
+        raise ValueError(f"--final-lr-fraction must be in [0, 1], got {final_lr_fraction}")
     if uses_mouth_swap(cfg):
         if data is not None:
             raise ValueError(
@@ -51,7 +56,9 @@ def run_ae_training(
         triples = mouth_swap_sampler(cfg)
         if progress:
             print(f"training on rendered mouth-swap triples of {MOUTH_SWAP_IDENTITIES} train identities")
-        train_autoencoder(cfg, lambda rng: triples(rng, batch), out, steps, progress=progress)
+        train_autoencoder(
+            cfg, lambda rng: triples(rng, batch), out, steps, progress, final_lr_fraction=final_lr_fraction
+        )
         return Path(out) / "model"
     if data is None:
         raise ValueError(
@@ -76,7 +83,7 @@ def run_ae_training(
         clips = mixed_reference_pairs(sampler, mouth_swap_sampler(cfg), batch, rendered)
         if progress:
             print(f"{rendered} of {batch} pairs a step: one rendered face with two mouths")
-    train_autoencoder(cfg, clips, out, steps, progress=progress)
+    train_autoencoder(cfg, clips, out, steps, progress, final_lr_fraction=final_lr_fraction)
     return Path(out) / "model"
 
 
