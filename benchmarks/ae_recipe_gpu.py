@@ -30,11 +30,12 @@ import numpy as np
 import torch
 
 from avatarlm.autoencoder.model import DCAutoencoder
-from avatarlm.config import AETrainConfig, AutoencoderConfig
+from avatarlm.config import AutoencoderConfig
 from avatarlm.data.render_sampler import RenderedClipSampler
 from avatarlm.data.splits import identity_split
 from avatarlm.eval.image_metrics import box_psnr, psnr
 from avatarlm.trainer.ae import clips_to_tensor, train_autoencoder
+from avatarlm.trainer.ae_config import AETrainConfig
 
 DEEP_ENCODER = {"encoder_depths": (2, 2, 3, 4, 4)}
 # name -> autoencoder overrides of the "tiny" preset, AETrainConfig overrides, batch, final lr fraction

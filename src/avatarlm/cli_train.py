@@ -157,7 +157,7 @@ def _overrides(pairs: list[str]) -> dict[str, object]:
 
 
 def _train_ae(args: argparse.Namespace) -> None:
-    from avatarlm.config import AETrainConfig
+    from avatarlm.trainer.ae_config import AETrainConfig
     from avatarlm.trainer.ae_run import run_ae_training
 
     overrides = _overrides(args.set)

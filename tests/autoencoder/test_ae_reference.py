@@ -7,8 +7,8 @@ import torch
 from ae_helpers import randomize_fusions, randomize_temporal, shapes_batch, small_config, to_frames
 from avatarlm.autoencoder import DCAutoencoder
 from avatarlm.autoencoder.reference import changed_l1, warp
-from avatarlm.config import AETrainConfig
 from avatarlm.trainer import train_autoencoder
+from avatarlm.trainer.ae_config import AETrainConfig
 
 N_FRAMES = 6
 

@@ -3,7 +3,8 @@ import torch
 
 from ae_helpers import small_config
 from avatarlm.autoencoder import DCAutoencoder
-from avatarlm.config import AETrainConfig, AutoencoderConfig, config_from_dict
+from avatarlm.config import AutoencoderConfig, config_from_dict
+from avatarlm.trainer.ae_config import AETrainConfig
 
 EXPECTED = {  # preset: (latent channels, latent height, latent width)
     "tiny": (32, 4, 4),

@@ -8,11 +8,12 @@ from ae_helpers import small_config
 from avatarlm.autoencoder.loss import AutoencoderLoss
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.autoencoder.mouth_swap import MouthSwapLoss, mouth_invariance, swap_mouth
-from avatarlm.config import AETrainConfig, AutoencoderConfig
+from avatarlm.config import AutoencoderConfig
 from avatarlm.data.mouth_swap import MouthSwapSampler
 from avatarlm.io import read_json
 from avatarlm.trainer import train_autoencoder
 from avatarlm.trainer.ae import clips_to_tensor, uses_mouth_swap
+from avatarlm.trainer.ae_config import AETrainConfig
 
 AE = small_config(temporal=False, mouth_channels=2)
 

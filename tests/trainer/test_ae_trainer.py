@@ -7,9 +7,9 @@ import torch
 
 from ae_helpers import small_config
 from avatarlm.autoencoder import DCAutoencoder
-from avatarlm.config import AETrainConfig
 from avatarlm.io import load_tensors, read_json
 from avatarlm.trainer import latest_checkpoint, train_autoencoder
+from avatarlm.trainer.ae_config import AETrainConfig
 
 AE = small_config(temporal_attention_levels=1, temporal_window=2)
 

@@ -7,8 +7,8 @@ import pytest
 
 from ar_helpers import ae_config, train_config
 from avatarlm.cli import main
-from avatarlm.config import AETrainConfig
 from avatarlm.pipeline.folder import load_pipeline
+from avatarlm.trainer.ae_config import AETrainConfig
 from avatarlm.trainer.train_all import (
     OWN_HISTORY_RECIPE,
     STAGES,

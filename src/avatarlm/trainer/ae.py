@@ -14,8 +14,8 @@ from ..autoencoder.loss import AutoencoderLoss
 from ..autoencoder.model import DCAutoencoder
 from ..autoencoder.mouth_swap import MouthSwapLoss
 from ..autoencoder.reference import changed_l1
-from ..config import AETrainConfig
 from ..io import atomic_write_json, read_json
+from .ae_config import AETrainConfig
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .schedule import warmup_cosine_lr
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from avatarlm.config import AETrainConfig
 from avatarlm.data.frame_sampler import FrameSampler
 from avatarlm.data.mouth_swap import MouthSwapSampler
 from avatarlm.data.splits import split_identities
@@ -17,6 +16,7 @@ from avatarlm.trainer.ae import (
     trained_setting,
     uses_mouth_swap,
 )
+from avatarlm.trainer.ae_config import AETrainConfig
 
 # Identities the mouth-swap triples are drawn from (train split), the first this many seeds of it.
 MOUTH_SWAP_IDENTITIES = 20_000

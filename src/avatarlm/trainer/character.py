@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from avatarlm.autoencoder.latent_cache import encode_dataset
-from avatarlm.config import AETrainConfig
 from avatarlm.data.face_tracker import FaceTracker
 from avatarlm.data.ingest import IngestConfig, ingest
 from avatarlm.data.ingest_quality import QualityConfig
@@ -36,6 +35,7 @@ from avatarlm.eval.character import character_figures
 from avatarlm.io import atomic_write_bytes, atomic_write_json
 from avatarlm.media import write_mp4
 from avatarlm.pipeline.folder import load_pipeline, save_pipeline
+from avatarlm.trainer.ae_config import AETrainConfig
 from avatarlm.trainer.ae_run import run_ae_training
 from avatarlm.trainer.ar import train_ar, window_sampler
 from avatarlm.trainer.ar_config import ARTrainConfig

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avatarlm.config import AETrainConfig
 from avatarlm.io import atomic_write_json, read_json
+from avatarlm.trainer.ae_config import AETrainConfig
 
 STAGES = ("synth", "ae_spatial", "ae_temporal", "ae_reference", "encode", "ar", "duplex", "own_history")
 AE_BUDGET_STAGES = ("ae_spatial", "ae_temporal", "ae_reference")  # the autoencoder budget covers them
