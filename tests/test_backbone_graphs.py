@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from ar_helpers import ar_config
-from avatarlm.backbone import Backbone, BackboneConfig, KVCache
+from avatarlm.backbone import Backbone, BackboneConfig
 from avatarlm.backbone_graphs import StaticKVCache
+from avatarlm.kv_cache import KVCache
 from avatarlm.model import ARModel
 from avatarlm.pipeline.rolling import evict_frames
 from avatarlm.sequence import frame_causal_mask

@@ -7,7 +7,7 @@ each layer's keys and values in buffers of a fixed capacity, writes a step's new
 (``index_copy_`` at device-side indices) and attends over the whole buffer with the empty slots masked
 out. One graph is recorded per (rows, new tokens) the first time it is needed; the capacity doubles when
 the cache would overflow (new buffers, graphs recorded again). On the CPU the same step runs eagerly, so
-the tests check it against :class:`~avatarlm.backbone.KVCache` there.
+the tests check it against :class:`~avatarlm.kv_cache.KVCache` there.
 
 A window roll (``Backbone.evict``) moves the kept tokens inside the buffers, in place, between steps.
 """
@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from avatarlm.backbone import Backbone, KVCache
+from avatarlm.backbone import Backbone
 from avatarlm.cuda_graphs import record_graph
+from avatarlm.kv_cache import KVCache
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from avatarlm.backbone import KVCache
+from avatarlm.kv_cache import KVCache
 
 
 @dataclass
