@@ -7,7 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from avatarlm.cli_options import add_anchor_argument, add_lip_strength_argument
+from avatarlm.cli_options import (
+    add_action_strength_argument,
+    add_anchor_argument,
+    add_lip_strength_argument,
+    check_strength,
+)
 
 
 def add_eval_parser(sub: Any) -> None:
@@ -84,6 +89,7 @@ def add_eval_parser(sub: Any) -> None:
     world.add_argument("--episodes", type=int, default=16, help="held-out episodes (default 16)")
     world.add_argument("--every", type=int, default=48, help="a rollout starts every N frames (default 48)")
     world.add_argument("--out", required=True, help="folder for world.json, world.md and a side-by-side mp4")
+    add_action_strength_argument(world)
 
     tp = evalcmd.add_parser("train-probe", help="train the pixel probe on renders of val-split identities")
     tp.add_argument("--out", default="models/probe", help="probe folder (default: models/probe)")
@@ -229,8 +235,7 @@ def _eval_lipsync(args: argparse.Namespace) -> None:
 
     if args.clips < 1 or (args.frames is not None and args.frames < 10):
         raise ValueError(f"--clips must be >= 1 and --frames >= 10, got {args.clips} and {args.frames}")
-    if not 0.0 <= args.lip_strength <= 10.0:
-        raise ValueError(f"--lip-strength must be in [0, 10], got {args.lip_strength}")
+    check_strength(args.lip_strength, "--lip-strength")
     report = evaluate_lipsync(
         load_pipeline(args.model), args.data, args.split, args.clips, args.frames, seed=args.seed,
         out_dir=args.out, lip_strength=args.lip_strength,
@@ -256,8 +261,11 @@ def _eval_world(args: argparse.Namespace) -> None:
 
     if args.episodes < 1 or args.every < 1:
         raise ValueError(f"--episodes and --every must be at least 1, got {args.episodes}, {args.every}")
+    strength = check_strength(args.action_strength, "--action-strength")
     pipe = load_pipeline(args.model)
-    env, rollouts = collect_rollouts(pipe, args.data, args.split, args.episodes, args.every)
+    env, rollouts = collect_rollouts(
+        pipe, args.data, args.split, args.episodes, args.every, action_strength=strength
+    )
     report = score(env, rollouts)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

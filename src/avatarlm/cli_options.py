@@ -36,3 +36,20 @@ def add_lip_strength_argument(parser: Any, default: float = VIDEO_LIP_STRENGTH) 
         help=f"guidance on the avatar's voice: > 1 follows it harder at twice the compute, 1 = none "
         f"(default {default:g})",
     )
+
+
+def add_action_strength_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--action-strength",
+        type=float,
+        default=1.0,
+        help="guidance on the actions (world models): > 1 follows them harder at twice the compute, 1 = none "
+        "(default 1)",
+    )
+
+
+def check_strength(value: float, flag: str) -> float:
+    """A guidance strength from the command line, or one clear error."""
+    if not 0.0 <= value <= 10.0:
+        raise ValueError(f"{flag} must be in [0, 10], got {value}")
+    return value

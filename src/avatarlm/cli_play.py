@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from avatarlm.cli_options import add_action_strength_argument, check_strength
+
 
 def add_play_parser(sub: Any) -> None:
     play = sub.add_parser(
@@ -34,6 +36,7 @@ def add_play_parser(sub: Any) -> None:
         "--host", default="127.0.0.1", help="without --out: address to bind (default: loopback)"
     )
     play.add_argument("--port", type=int, default=8000, help="without --out: port (default 8000)")
+    add_action_strength_argument(play)
 
 
 def run_play(args: argparse.Namespace) -> None:
@@ -46,6 +49,7 @@ def run_play(args: argparse.Namespace) -> None:
     from avatarlm.pipeline.folder import load_pipeline
     from avatarlm.pipeline.generate import check_mp4_path
 
+    check_strength(args.action_strength, "--action-strength")
     if args.out is None:
         _serve_game(args)
         return
@@ -58,7 +62,7 @@ def run_play(args: argparse.Namespace) -> None:
     pipe = load_pipeline(args.model)
     env = make_env(args.env, pipe.autoencoder.config.image_height, pipe.model.config.conditions.fps)
     try:
-        result = play(pipe, env, args.seed, actions, args.steps, progress=True)
+        result = play(pipe, env, args.seed, actions, args.steps, True, args.action_strength)
     finally:
         env.close()
     write_mp4(out, result.side_by_side(), result.fps)
@@ -79,4 +83,5 @@ def _serve_game(args: argparse.Namespace) -> None:
     args.token = None
     config = ServeConfig(env=args.env, token=serve_token(args))
     pipe = load_pipeline(args.model)
-    serve_pipeline(pipe, config, SessionConfig(seed=args.seed), args.host, args.port, args.model)
+    session = SessionConfig(seed=args.seed, lip_strength=args.action_strength)
+    serve_pipeline(pipe, config, session, args.host, args.port, args.model)

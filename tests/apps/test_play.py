@@ -70,6 +70,10 @@ def test_play_command_writes_the_side_by_side_and_scores(crafter_model, tmp_path
         (["--env", "pong", "--out", "x.mp4"], "unknown environment 'pong'"),
         (["--env", "vizdoom", "--out", "x.mp4"], "the model takes 17 actions, vizdoom has 11"),
         (["--env", "crafter", "--actions", "missing.txt", "--out", "x.mp4"], "cannot read the action list"),
+        (
+            ["--env", "crafter", "--action-strength", "11", "--out", "x.mp4"],
+            "--action-strength must be in [0, 10]",
+        ),
     ],
 )
 def test_play_refuses_bad_input_with_one_message(crafter_model, tmp_path, capsys, monkeypatch, args, message):

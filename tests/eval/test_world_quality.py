@@ -70,6 +70,7 @@ def test_eval_world_command_writes_the_table_json_and_video(doom, tmp_path, caps
     [
         (["--episodes", "0"], "--episodes and --every must be at least 1"),
         (["--data", "MISSING"], "MISSING"),
+        (["--action-strength", "-1"], "--action-strength must be in [0, 10], got -1.0"),
     ],
 )
 def test_eval_world_bad_arguments_exit_2_with_one_message(doom, tmp_path, capsys, args, message):

@@ -96,9 +96,10 @@ def play(
     actions: list[int] | None = None,
     steps: int = 64,
     progress: bool = False,
+    action_strength: float = 1.0,
 ) -> PlayResult:
-    """Step the game and the world model with ``actions`` (or ``steps`` exploratory ones); the rollout
-    stops early where the game ends the episode."""
+    """Step the game and the world model with ``actions`` (or ``steps`` exploratory ones; guidance
+    ``action_strength`` on them, 1 = none); the rollout stops early where the game ends the episode."""
     cond = pipe.model.config.conditions
     if not is_world_model(pipe):
         raise ValueError(
@@ -112,7 +113,8 @@ def play(
         policy = exploration_actions(ExplorationConfig(), env.action_names, env.explore, seed)
         actions = list(itertools.islice(policy, steps))
     first, _ = env.reset(seed)
-    session = StreamingSession(pipe, reference=first, config=SessionConfig(seed=seed))
+    config = SessionConfig(seed=seed, lip_strength=action_strength)
+    session = StreamingSession(pipe, reference=first, config=config)
     real, generated = [first], [f for _, f in session.frames()]
     taken: list[int] = []
     for action in tqdm(actions, desc="play", disable=not progress):

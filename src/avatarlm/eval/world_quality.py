@@ -76,9 +76,13 @@ def _ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(ssim(to_tensor(a[None])[0], to_tensor(b[None])[0]))
 
 
-def roll_out(pipe: Pipeline, frames: np.ndarray, actions: np.ndarray, seed: int = 0) -> np.ndarray:
-    """The model's frames (len(frames), H, W, 3) replaying ``actions[1:]`` from ``frames[0]``."""
-    session = StreamingSession(pipe, reference=frames[0], config=SessionConfig(seed=seed))
+def roll_out(
+    pipe: Pipeline, frames: np.ndarray, actions: np.ndarray, seed: int = 0, action_strength: float = 1.0
+) -> np.ndarray:
+    """The model's frames (len(frames), H, W, 3) replaying ``actions[1:]`` from ``frames[0]``, with
+    classifier-free guidance ``action_strength`` on the actions (1 = none)."""
+    config = SessionConfig(seed=seed, lip_strength=action_strength)
+    session = StreamingSession(pipe, reference=frames[0], config=config)
     out = [f for _, f in session.frames()]
     for action in actions[1:]:
         session.push_action(int(action))
@@ -87,7 +91,13 @@ def roll_out(pipe: Pipeline, frames: np.ndarray, actions: np.ndarray, seed: int 
 
 
 def collect_rollouts(
-    pipe: Pipeline, data: str, split: str = "test", episodes: int = 16, every: int = 48, progress: bool = True
+    pipe: Pipeline,
+    data: str,
+    split: str = "test",
+    episodes: int = 16,
+    every: int = 48,
+    progress: bool = True,
+    action_strength: float = 1.0,
 ) -> tuple[str, list[Rollout]]:
     """Replay stretches of HORIZON frames starting every ``every`` frames of the first ``episodes``
     episodes of ``split``; returns the environment's name and the rollouts."""
@@ -106,7 +116,8 @@ def collect_rollouts(
     starts = [(s, t) for s in samples for t in range(0, len(s.frames) - HORIZON, every)]
     for sample, t in tqdm(starts, desc="world rollouts", disable=not progress):
         real = sample.frames[t : t + HORIZON + 1]
-        generated = roll_out(pipe, real, sample.truth["action"][t : t + HORIZON + 1], seed=len(out))
+        actions = sample.truth["action"][t : t + HORIZON + 1]
+        generated = roll_out(pipe, real, actions, seed=len(out), action_strength=action_strength)
         player = sample.truth["player"][t : t + HORIZON + 1]
         recon = reconstruct_clip(pipe.autoencoder, real, True, real[0])  # decoded as the session decodes
         out.append(Rollout(sample.key, t, real, generated, recon, player))

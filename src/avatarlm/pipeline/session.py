@@ -39,8 +39,9 @@ class SessionConfig:
     """``window_frames``: generated frames kept in the backbone's window besides f_0 (at most the training
     window, 31 for ``tiny``); ``evict_frames``: how many leave at once when it is full (one re-encode per
     eviction); ``roll``: how the window drops them (see ``rolling.py``); ``seed``: the noise of the whole
-    session; ``lip_strength``: guidance on the audio condition (1 = none; otherwise every step runs the
-    backbone twice, with and without the audio); ``anchor``: each frame, the generated latent's channels
+    session; ``lip_strength``: classifier-free guidance on the condition that drives the session — the
+    audio of a talking head, the actions of a world model (``--action-strength``) — (1 = none; otherwise
+    every step runs the backbone twice, with and without it); ``anchor``: each frame, the generated latent's channels
     outside the autoencoder's mouth channels move this share of the way back to the reference's (0 = off;
     None = the pipeline's default; see ``anchor.py``)."""
 
@@ -154,8 +155,6 @@ class StreamingSession:
         self._clock = "audio" if "audio" in cond.modalities else "action"
         if self._clock not in cond.modalities:
             raise ValueError("a session needs a model with an audio or an action condition")
-        if self._clock == "action" and self.config.guided:
-            raise ValueError("lip_strength guides the audio: a model without audio takes lip_strength=1")
         self._num_actions = cond.num_actions if "action" in cond.modalities else 0
         self._takes_text = "text" in cond.modalities
         self.fps = cond.fps
@@ -366,11 +365,12 @@ class StreamingSession:
         batch = ConditionBatch(audio_tokens=audio, text=texts, pose=pose, keypoints=keypoints, action=action,
                                batch_size=1, num_frames=take)  # fmt: skip
         cond = model.encode_conditions(batch)
-        if self.config.guided:  # row 1: the same frames with null audio
-            silent = ConditionBatch(
-                text=texts, pose=pose, keypoints=keypoints, action=action, batch_size=1, num_frames=take
-            )
-            cond = torch.cat([cond, model.encode_conditions(silent)])
+        if self.config.guided:  # row 1: the same frames without the driving stream (null audio or actions)
+            unguided = ConditionBatch(
+                text=texts, pose=pose, keypoints=keypoints, action=action if self._clock == "audio" else None,
+                batch_size=1, num_frames=take,
+            )  # fmt: skip
+            cond = torch.cat([cond, model.encode_conditions(unguided)])
         if take < n:
             cond = torch.cat([cond, cond.new_zeros(cond.shape[0], n - take, *cond.shape[2:])], dim=1)
         return cond, ready
