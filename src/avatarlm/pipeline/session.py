@@ -48,7 +48,7 @@ class SessionConfig:
     window_frames: int = DEFAULT_WINDOW
     evict_frames: int = DEFAULT_EVICT
     seed: int = 0
-    lip_strength: float = 1.0  # classifier-free guidance on the audio: > 1 follows the sound harder
+    lip_strength: float = 1.0  # guidance on the audio (world models: the actions): > 1 follows it harder
     grace_seconds: float = 0.2  # live sessions: audio this late is taken as silence (see advance())
     roll: str = "rotate"  # "rotate": drop + re-rotate cached keys, no pass; "reencode": the training layout
     cuda_graphs: bool = True  # on a GPU, replay the backbone's steps and the head's sampling as CUDA graphs
