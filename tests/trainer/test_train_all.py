@@ -89,6 +89,8 @@ def test_train_all_with_mouth_channels_and_a_duplex_stage_builds_the_bundled_rec
     assert pipe.autoencoder.config.reference_levels == 1  # the decoder reads the reference frame
     assert pipe.model.config.mouth_channels == 2  # train ar takes the autoencoder's mouth channels
     assert pipe.model.config.conditions.audio_streams == 2
+    reference = json.loads((out / "ae_reference" / "train_config.json").read_text())
+    assert (reference["stage"], reference["reference_change_weight"]) == ("decoder", 4.0)
     trained = json.loads((out / "own_history" / "train_config.json").read_text())
     assert {k: trained[k] for k in OWN_HISTORY_RECIPE} == OWN_HISTORY_RECIPE
     table = budget_table(reports)
@@ -123,3 +125,5 @@ def test_train_all_command_rejects_bad_settings(configs, tmp_path, capsys):
         tiny_plan(configs, own_history_steps=2).validate()
     with pytest.raises(ValueError, match="duplex_dialogue_fraction must be in"):
         tiny_plan(configs, duplex_dialogue_fraction=2.0).validate()
+    with pytest.raises(ValueError, match="ae_reference_final_lr in \\[0, 1\\]"):
+        tiny_plan(configs, ae_reference_final_lr=1.5).validate()

@@ -68,6 +68,8 @@ class TrainAllPlan:
     ae_reference_steps: int = 0  # > 0: a decoder stage that reads the reference frame (0 skips it)
     ae_reference_levels: int = 4
     ae_reference_lr: float = 2e-4
+    ae_reference_change_weight: float = 4.0  # the bundled decoder's last run: changed pixels weighed 4x
+    ae_reference_final_lr: float = 0.05  # and the learning rate down a cosine to this fraction
     ar_steps: int = 1500
     ar_overrides: dict[str, Any] = field(default_factory=dict)
     duplex_steps: int = 0  # 0 skips the duplex stage
@@ -100,6 +102,11 @@ class TrainAllPlan:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.ae_reference_change_weight < 0 or not 0.0 <= self.ae_reference_final_lr <= 1.0:
+            raise ValueError(
+                f"ae_reference_change_weight must be >= 0 and ae_reference_final_lr in [0, 1], got "
+                f"{self.ae_reference_change_weight} and {self.ae_reference_final_lr}"
+            )
         if self.own_history_steps and not self.duplex_steps:
             raise ValueError(
                 "own_history_steps fine-tunes the duplex model: give duplex_steps too (a mono model "
@@ -199,10 +206,16 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
         from avatarlm.trainer.ae_run import run_ae_training
 
         cfg = _ae_config(plan, stage="decoder", init_from=str(trained_ae()), lr=plan.ae_reference_lr)
-        cfg = cfg.with_overrides({"autoencoder.reference_levels": plan.ae_reference_levels})
-        run_ae_training(
-            cfg, data, out / "ae_reference", plan.ae_reference_steps, plan.ae_batch, progress=progress
+        cfg = cfg.with_overrides(
+            {
+                "autoencoder.reference_levels": plan.ae_reference_levels,
+                "reference_change_weight": plan.ae_reference_change_weight,
+            }
         )
+        run_ae_training(
+            cfg, data, out / "ae_reference", plan.ae_reference_steps, plan.ae_batch, progress=progress,
+            final_lr_fraction=plan.ae_reference_final_lr,
+        )  # fmt: skip
 
     def encode() -> None:
         from avatarlm.autoencoder.latent_cache import encode_dataset
