@@ -36,6 +36,20 @@ def test_references_show_the_same_face_in_another_state():
     assert near < np.abs(b.frames.astype(int) - other).mean()
 
 
+def test_only_the_references_read_are_rendered_and_they_are_the_same_pictures():
+    sampler = RenderedClipSampler([11, 14], size=32)
+    every = render_batch(sampler, 3, 1, 5)
+    halves = render_batch(sampler, 3, 1, 5, reference_stride=2)
+    none = render_batch(sampler, 3, 1, 5, reference_stride=None)
+    np.testing.assert_array_equal(halves.references, every.references[::2])
+    assert len(none.references) == 0
+    for b in (halves, none):
+        np.testing.assert_array_equal(b.frames, every.frames)
+        np.testing.assert_array_equal(b.states, every.states)
+    with ProbeBatches([11, 14], 32, 5, seed=3, workers=1, reference_stride=2) as pool:
+        np.testing.assert_array_equal(list(pool.iterate(2))[1].references, halves.references)
+
+
 def test_reconstructions_read_the_reference_where_the_decoder_does():
     torch.manual_seed(0)
     frames = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)

@@ -48,13 +48,15 @@ def train_probe(
         ae = ae.to(device).eval()
     opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.01)
     bar = tqdm(total=steps, desc="train probe", disable=not progress)
-    with ProbeBatches(split_identities("val", identities), render_size, batch, seed, workers) as batches:
+    ids = split_identities("val", identities)
+    stride = 2 if ae is not None else None  # the references of the frames shown through the autoencoder
+    with ProbeBatches(ids, render_size, batch, seed, workers, stride) as batches:
         for step, b in enumerate(batches.iterate(steps)):
             for group in opt.param_groups:
                 group["lr"] = warmup_cosine_lr(step, steps, lr, min(100, steps // 10), 0.05)
             frames = b.frames
             if ae is not None:
-                frames[::2] = reconstruct(ae, frames[::2], b.references[::2])
+                frames[::2] = reconstruct(ae, frames[::2], b.references)
             controls, expression = state_targets(b.states)
             pred, logits = probe(probe.prepare(frames))
             loss = nn.functional.mse_loss(pred, torch.from_numpy(controls).to(device))
