@@ -101,6 +101,32 @@ def test_decoder_stage_keeps_encoder_and_latent_normalisation(tmp_path: Path) ->
         train_autoencoder(config(stage="decoder"), clips, tmp_path / "x", steps=1, progress=False)
 
 
+def test_decoder_stage_adds_temporal_layers_to_the_decoder_only(tmp_path: Path) -> None:
+    spatial = config(gan_weight=0.0, autoencoder=AE.replace(temporal=False))
+    train_autoencoder(spatial, clips, tmp_path / "s1", steps=2, progress=False)
+    cfg = config(
+        stage="decoder",
+        init_from=str(tmp_path / "s1" / "model"),
+        gan_weight=0.0,
+        autoencoder=AE.replace(temporal=True),
+    )
+    model = train_autoencoder(cfg, clips, tmp_path / "dec", steps=3, progress=False)
+    assert model.config.temporal and not model.config.temporal_encoder
+    after = weights(tmp_path / "dec" / "model")
+    temporal = [k for k in after if ".temporal." in f".{k}"]
+    assert temporal and all(k.startswith("decoder.") for k in temporal)
+    assert any(after[k].abs().sum() > 0 for k in temporal if k.endswith("out.weight"))  # it learned time
+    before = DCAutoencoder.from_pretrained(tmp_path / "s1" / "model")
+    loaded = DCAutoencoder.from_pretrained(tmp_path / "dec" / "model")
+    x = torch.from_numpy(clips(np.random.default_rng(3))).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+    with torch.no_grad():
+        assert torch.equal(before.encode(x), loaded.encode(x))  # latents (and AR models) stay valid
+        batch = loaded.decode(loaded.encode(x))
+        cache = loaded.new_cache()
+        stream = torch.stack([loaded.decode_step(z, cache) for z in loaded.encode(x).unbind(1)], 1)
+    torch.testing.assert_close(stream, batch, atol=1e-5, rtol=0)
+
+
 def test_bad_clip_batches_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="uint8"):
         train_autoencoder(

@@ -34,7 +34,7 @@ class AutoencoderCache:
 
 def _temporal_blocks(cfg: AutoencoderConfig, prefix: str) -> nn.ModuleDict:
     blocks = nn.ModuleDict()
-    if not cfg.temporal:
+    if not cfg.temporal or (prefix == "enc" and not cfg.temporal_encoder):
         return blocks
     n = cfg.num_levels
     for i in range(n - cfg.temporal_levels, n):
@@ -294,16 +294,20 @@ class DCAutoencoder(nn.Module):
         temporal: bool | None = None,
         device: str | torch.device = "cpu",
         reference_levels: int | None = None,
+        temporal_encoder: bool = True,
     ) -> DCAutoencoder:
         """Load a model folder in fp32. ``temporal=True`` on a spatial (stage-1) folder adds identity-
-        initialised temporal layers; ``temporal=False`` drops saved temporal layers. ``reference_levels`` > 0
-        on a model without reference levels adds them, zero-initialised (``reference.py``), so the output
-        stays the same; a model that has them keeps their number."""
+        initialised temporal layers (to the decoder only when ``temporal_encoder`` is False);
+        ``temporal=False`` drops saved temporal layers. ``reference_levels`` > 0 on a model without reference
+        levels adds them, zero-initialised (``reference.py``), so the output stays the same; a model that has
+        them keeps their number."""
         data, tensors = load_model_folder(folder, AutoencoderConfig.kind)
         config = AutoencoderConfig.from_dict(data)
         saved_temporal, saved_levels = config.temporal, config.reference_levels
         if temporal is not None:
             config = config.replace(temporal=temporal)
+        if config.temporal and not saved_temporal:
+            config = config.replace(temporal_encoder=temporal_encoder)
         if reference_levels is not None:
             if saved_levels and reference_levels != saved_levels:  # the flow's width depends on it
                 raise ValueError(

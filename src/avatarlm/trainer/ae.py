@@ -50,14 +50,23 @@ def learning_rate(cfg: AETrainConfig, step: int, steps: int, final_lr_fraction: 
 
 
 def build_model(cfg: AETrainConfig) -> DCAutoencoder:
-    """The model a run trains: from ``init_from`` when given (adding temporal layers for stages 2-3),
-    else freshly initialised from ``cfg.autoencoder``."""
+    """The model a run trains: from ``init_from`` when given (adding temporal layers for stages 2-3, to the
+    decoder only when ``autoencoder.temporal_encoder`` is False; and for a decoder stage asked for
+    ``autoencoder.temporal``, to the decoder), else freshly initialised from ``cfg.autoencoder``."""
     if cfg.stage == "decoder" and not cfg.init_from:
         raise ValueError("the decoder stage fine-tunes a trained autoencoder: give init_from")
-    temporal = None if cfg.stage == "decoder" else cfg.stage != "spatial"  # decoder: as the init model
+    if cfg.stage == "decoder":  # as the init model, unless asked to add temporal layers
+        temporal: bool | None = True if cfg.autoencoder.temporal else None
+    else:
+        temporal = cfg.stage != "spatial"
     if cfg.init_from:
         levels = cfg.autoencoder.reference_levels or None  # a run may add reference fusions to a model
-        model = DCAutoencoder.from_pretrained(cfg.init_from, temporal=temporal, reference_levels=levels)
+        model = DCAutoencoder.from_pretrained(
+            cfg.init_from,
+            temporal=temporal,
+            reference_levels=levels,
+            temporal_encoder=cfg.stage != "decoder" and cfg.autoencoder.temporal_encoder,
+        )
         if cfg.autoencoder.mouth_channels:  # a run may give an earlier model mouth channels
             model.config = model.config.replace(mouth_channels=cfg.autoencoder.mouth_channels)
         return model
@@ -81,6 +90,14 @@ def uses_mouth_swap(cfg: AETrainConfig) -> bool:
     if cfg.autoencoder.mouth_channels and cfg.stage != "spatial":
         raise ValueError("the mouth swap trains on single frames: use it in the spatial stage")
     return cfg.stage == "spatial" and cfg.mouth_swap_weight > 0 and trained_setting(cfg, "mouth_channels") > 0
+
+
+def encoder_trains(cfg: AETrainConfig, model: DCAutoencoder) -> bool:
+    """Whether a run changes what the encoder computes (so the latent normalisation is estimated anew): not
+    a decoder stage, nor a temporal stage whose temporal layers are all in the decoder."""
+    if cfg.stage == "temporal":
+        return model.config.temporal_encoder
+    return cfg.stage != "decoder"
 
 
 def trainable_parameters(model: DCAutoencoder, stage: str) -> list[torch.nn.Parameter]:
@@ -235,7 +252,7 @@ def train_autoencoder(
     bar.close()
 
     model.eval()
-    if cfg.stage != "decoder":  # the decoder stage keeps the init model's latents, normalisation included
+    if encoder_trains(cfg, model):  # else the init model's latents stay, normalisation included
         stats_rng = np.random.default_rng(cfg.seed + 1)
         shift, scale = estimate_latent_stats(model, clips, stats_rng, cfg.latent_stats_batches, device)
         model.set_latent_stats(shift, scale)
