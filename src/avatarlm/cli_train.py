@@ -239,7 +239,12 @@ def _train_all(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    """Run the ``train`` subcommand ``args`` asks for."""
+    """Run the ``train`` subcommand ``args`` asks for. Subnormal floats are flushed to zero: on the CPU
+    a from-scratch autoencoder's weights drift into them and its steps slow down threefold within 1,000
+    steps (2.2 -> 0.6 steps/s at batch 16 on 2 cores)."""
+    import torch
+
+    torch.set_flush_denormal(True)
     commands = {"ae": _train_ae, "ar": _train_ar, "duplex": _train_duplex, "all": _train_all,
                 "character": _train_character}  # fmt: skip
     commands[args.train_command](args)

@@ -75,6 +75,36 @@ def test_training_and_scoring_through_an_autoencoder(tmp_path):
     assert all(np.isfinite(list(s.r2.values())).all() for s in scores.values())
 
 
+def test_a_stopped_training_leaves_the_probe_it_last_saved(tmp_path, monkeypatch):
+    """The folder is written every ``save_every`` steps: stopped during step 5, the step-4 probe is there."""
+    from avatarlm.eval import pixel_probe_train
+
+    saves: list[dict[str, torch.Tensor]] = []
+    real_save, real_targets = PixelProbe.save_pretrained, pixel_probe_train.state_targets
+
+    def recording_save(self, folder):
+        saves.append({k: v.detach().clone() for k, v in self.state_dict().items()})
+        return real_save(self, folder)
+
+    def stop_at_step_5(states):
+        if len(saves) == 2:  # step 5 begins after the second save
+            raise KeyboardInterrupt
+        return real_targets(states)
+
+    monkeypatch.setattr(PixelProbe, "save_pretrained", recording_save)
+    monkeypatch.setattr(pixel_probe_train, "state_targets", stop_at_step_5)
+    cfg = PixelProbeConfig(size=32, width=4)
+    with pytest.raises(KeyboardInterrupt):
+        train_probe(cfg, tmp_path / "p", steps=6, batch=4, render_size=32, identities=5, progress=False,
+                    save_every=2)  # fmt: skip
+    assert len(saves) == 2  # after steps 2 and 4
+    loaded = PixelProbe.from_pretrained(tmp_path / "p").state_dict()
+    assert all(torch.allclose(loaded[k], saves[1][k].float(), atol=1e-2) for k in loaded)  # fp16 folder
+    assert any(not torch.equal(saves[0][k], saves[1][k]) for k in loaded)
+    with pytest.raises(ValueError, match="save_every"):
+        train_probe(cfg, tmp_path / "x", steps=2, batch=4, save_every=0)
+
+
 def test_the_bundled_probe_reads_unseen_faces():
     from pathlib import Path
 

@@ -33,14 +33,18 @@ def train_probe(
     ae: DCAutoencoder | None = None,
     device: str | torch.device = "cpu",
     workers: int = 0,
+    save_every: int = 250,
 ) -> PixelProbe:
     """Train on fresh renders of ``identities`` val-split faces; writes the probe folder ``out``. With ``ae``,
     half of every batch is shown through the autoencoder, as generated frames are (a probe trained on
     clean renders alone reads blurred mouths badly); a reference-reading one reads a picture of the same
     face, as in a session. ``workers`` processes render the batches (0: this one); the probe and the
-    autoencoder run on ``device``. Returns the probe on the CPU."""
-    if steps < 1 or batch < 2:
-        raise ValueError(f"steps must be >= 1 and batch >= 2, got {steps} and {batch}")
+    autoencoder run on ``device``. The folder is also written every ``save_every`` steps, so a run stopped
+    early (a time limit, Ctrl-C) leaves the probe it had then. Returns the probe on the CPU."""
+    if steps < 1 or batch < 2 or save_every < 1:
+        raise ValueError(
+            f"steps and save_every must be >= 1 and batch >= 2, got {steps}, {save_every} and {batch}"
+        )
     device = torch.device(device)
     torch.manual_seed(seed)
     probe = PixelProbe(config).to(device)
@@ -67,6 +71,8 @@ def train_probe(
             bar.update()
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            if (step + 1) % save_every == 0 and step + 1 < steps:
+                probe.save_pretrained(out)  # atomic files: a folder that is always whole
     bar.close()
     probe = probe.cpu().eval()
     probe.save_pretrained(out)
