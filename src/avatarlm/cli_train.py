@@ -119,6 +119,12 @@ def add_train_parser(sub: Any) -> None:
     everything.add_argument("--ae-steps", type=int, default=3500)
     everything.add_argument("--ae-temporal-steps", type=int, default=600, help="0 skips the temporal stage")
     everything.add_argument(
+        "--ae-temporal-window", type=int, default=4, help="frames per clip in the temporal stage (default 4)"
+    )
+    everything.add_argument(
+        "--ae-temporal-batch", type=int, default=4, help="clips per step in the temporal stage (default 4)"
+    )
+    everything.add_argument(
         "--ae-reference-steps", type=int, default=0,
         help="then fine-tune the decoder to read the reference frame (the bundled AE; default 0: none)",
     )  # fmt: skip
@@ -224,6 +230,8 @@ def _train_all(args: argparse.Namespace) -> None:
         seed=args.seed,
         ae_steps=args.ae_steps,
         ae_temporal_steps=args.ae_temporal_steps,
+        ae_temporal_window=args.ae_temporal_window,
+        ae_temporal_batch=args.ae_temporal_batch,
         ae_reference_steps=args.ae_reference_steps,
         ar_steps=args.ar_steps,
         ar_overrides=_overrides(args.set),

@@ -4,8 +4,10 @@ settings are refused, and the pipeline it writes loads and generates."""
 import json
 
 import pytest
+import torch
 
 from ar_helpers import ae_config, train_config
+from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.cli import main
 from avatarlm.pipeline.folder import load_pipeline
 from avatarlm.trainer.ae_config import AETrainConfig
@@ -24,6 +26,8 @@ def configs(tmp_path_factory):
     root = tmp_path_factory.mktemp("configs")
     ae = AETrainConfig(autoencoder=ae_config(), warmup_steps=1, checkpoint_every=2, latent_stats_batches=1)
     (root / "ae.json").write_text(json.dumps(ae.to_dict()))
+    timed = ae.replace(autoencoder=ae.autoencoder.replace(temporal_levels=2))  # room for temporal layers
+    (root / "ae_temporal.json").write_text(json.dumps(timed.to_dict()))
     ar = train_config(window_frames=6, batch_size=2, micro_batch=2, val_windows=2)
     (root / "ar.json").write_text(json.dumps(ar.to_dict()))
     return root
@@ -77,8 +81,8 @@ def test_train_all_with_mouth_channels_and_a_duplex_stage_builds_the_bundled_rec
     """The bundled model's recipe in one command: a mouth-swap autoencoder whose decoder reads the
     reference frame, a duplex AR model, then the fine-tune on its own rollouts."""
     plan = tiny_plan(
-        configs, ae_mouth_channels=2, ae_reference_steps=2, ae_reference_levels=1, duplex_steps=2,
-        own_history_steps=2,
+        configs, ae_preset=str(configs / "ae_temporal.json"), ae_mouth_channels=2, ae_reference_steps=2, ae_reference_levels=1, ae_temporal_steps=2,
+        ae_temporal_window=3, ae_temporal_batch=1, duplex_steps=2, own_history_steps=2,
     )  # fmt: skip
     out = tmp_path / "run"
     reports = train_all(plan, out, progress=False)
@@ -87,6 +91,12 @@ def test_train_all_with_mouth_channels_and_a_duplex_stage_builds_the_bundled_rec
     pipe = load_pipeline(result_pipeline(plan, out))
     assert pipe.autoencoder.config.mouth_channels == 2
     assert pipe.autoencoder.config.reference_levels == 1  # the decoder reads the reference frame
+    # and then learned time, in the decoder alone: the reference stage's encoder and latents stay
+    assert pipe.autoencoder.config.temporal and not pipe.autoencoder.config.temporal_encoder
+    before = DCAutoencoder.from_pretrained(out / "ae_reference" / "model")
+    assert before.config.latent_shift == pipe.autoencoder.config.latent_shift
+    encoder = {k: v for k, v in before.state_dict().items() if k.startswith("encoder.")}
+    assert all(torch.equal(v, pipe.autoencoder.state_dict()[k]) for k, v in encoder.items())
     assert pipe.model.config.mouth_channels == 2  # train ar takes the autoencoder's mouth channels
     assert pipe.model.config.conditions.audio_streams == 2
     reference = json.loads((out / "ae_reference" / "train_config.json").read_text())

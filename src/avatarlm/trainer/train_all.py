@@ -1,8 +1,9 @@
 """`avatarlm train all`: the default model from nothing, as one resumable command.
 
-Stages, in order: ``synth`` (the synthetic avatar world) -> ``ae_spatial`` -> ``ae_temporal`` (the two
-autoencoder stages) -> ``ae_reference`` (with ``ae_reference_steps`` > 0: the decoder fine-tuned to read the
-stream's reference frame, ``autoencoder/reference.py``; latents unchanged) -> ``encode`` (latent cache) ->
+Stages, in order: ``synth`` (the synthetic avatar world) -> ``ae_spatial`` -> ``ae_reference`` (with
+``ae_reference_steps`` > 0: the decoder fine-tuned to read the stream's reference frame,
+``autoencoder/reference.py``; latents unchanged) -> ``ae_temporal`` (temporal layers; after a reference stage
+in the decoder alone, as the bundled autoencoder learned time) -> ``encode`` (latent cache) ->
 ``ar`` (the AR model, written as a pipeline folder) -> ``duplex`` (with ``duplex_steps`` > 0: the AR model
 fine-tuned to hear a partner too, ``train duplex``) -> ``own_history`` (with ``own_history_steps`` > 0:
 the duplex model fine-tuned on its own rollouts, against drift; ``OWN_HISTORY_RECIPE``, the bundled
@@ -14,8 +15,8 @@ skips encoded shards), and ``OUT/stages.json`` records each finished stage with 
 the same command after a kill or a reboot goes on where it stopped. ``OUT/plan.json`` pins the settings: a
 rerun with other settings is refused instead of mixing two runs.
 
-Layout: ``OUT/data`` (dataset + ``latents/train_all``), ``OUT/ae_spatial``, ``OUT/ae_temporal``,
-``OUT/ae_reference``, ``OUT/ar``, ``OUT/duplex``, ``OUT/own_history``; the result is the last stage's
+Layout: ``OUT/data`` (dataset + ``latents/train_all``), ``OUT/ae_spatial``, ``OUT/ae_reference``,
+``OUT/ae_temporal``, ``OUT/ar``, ``OUT/duplex``, ``OUT/own_history``; the result is the last stage's
 ``pipeline`` folder (``result_pipeline``).
 """
 
@@ -31,8 +32,8 @@ from typing import Any
 from avatarlm.io import atomic_write_json, read_json
 from avatarlm.trainer.ae_config import AETrainConfig
 
-STAGES = ("synth", "ae_spatial", "ae_temporal", "ae_reference", "encode", "ar", "duplex", "own_history")
-AE_BUDGET_STAGES = ("ae_spatial", "ae_temporal", "ae_reference")  # the autoencoder budget covers them
+STAGES = ("synth", "ae_spatial", "ae_reference", "ae_temporal", "encode", "ar", "duplex", "own_history")
+AE_BUDGET_STAGES = ("ae_spatial", "ae_reference", "ae_temporal")  # the autoencoder budget covers them
 # Budgets the issue sets for the tiny preset on 2 cores, in minutes (the autoencoder's two stages share one).
 BUDGET_MINUTES = {"synth": 20.0, "ae": 45.0, "encode": 15.0, "ar": 60.0}  # the duplex stage has none
 LATENT_TAG = "train_all"
@@ -155,13 +156,13 @@ def _ae_config(plan: TrainAllPlan, **overrides: Any) -> AETrainConfig:
 def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[str, Callable[[], None]]:
     """One callable per stage; each resumes its own work when run again."""
     data = out / "data"
-    spatial, temporal = out / "ae_spatial" / "model", out / "ae_temporal" / "model"
+    spatial, reference = out / "ae_spatial" / "model", out / "ae_reference" / "model"
 
-    def trained_ae() -> Path:  # the spatial and temporal stages' result
-        return temporal if plan.ae_temporal_steps > 0 else spatial
+    def spatial_ae() -> Path:  # the spatial and reference stages' result
+        return reference if plan.ae_reference_steps > 0 else spatial
 
     def ae_folder() -> Path:  # the autoencoder pipelines get
-        return out / "ae_reference" / "model" if plan.ae_reference_steps > 0 else trained_ae()
+        return out / "ae_temporal" / "model" if plan.ae_temporal_steps > 0 else spatial_ae()
 
     def synth() -> None:
         from avatarlm.data.speech.languages import LANGUAGES
@@ -189,23 +190,12 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
             cfg, frames = cfg.with_overrides({"autoencoder.mouth_channels": plan.ae_mouth_channels}), None
         run_ae_training(cfg, frames, out / "ae_spatial", plan.ae_steps, plan.ae_batch, progress=progress)
 
-    def ae_temporal() -> None:
-        if plan.ae_temporal_steps == 0:
-            return
-        from avatarlm.trainer.ae_run import run_ae_training
-
-        cfg = _ae_config(plan, stage="temporal", init_from=str(spatial))
-        run_ae_training(
-            cfg, data, out / "ae_temporal", plan.ae_temporal_steps, plan.ae_temporal_batch,
-            plan.ae_temporal_window, progress=progress,
-        )  # fmt: skip
-
     def ae_reference() -> None:
         if plan.ae_reference_steps == 0:
             return
         from avatarlm.trainer.ae_run import run_ae_training
 
-        cfg = _ae_config(plan, stage="decoder", init_from=str(trained_ae()), lr=plan.ae_reference_lr)
+        cfg = _ae_config(plan, stage="decoder", init_from=str(spatial), lr=plan.ae_reference_lr)
         cfg = cfg.with_overrides(
             {
                 "autoencoder.reference_levels": plan.ae_reference_levels,
@@ -215,6 +205,27 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
         run_ae_training(
             cfg, data, out / "ae_reference", plan.ae_reference_steps, plan.ae_batch, progress=progress,
             final_lr_fraction=plan.ae_reference_final_lr,
+        )  # fmt: skip
+
+    def ae_temporal() -> None:
+        if plan.ae_temporal_steps == 0:
+            return
+        from avatarlm.trainer.ae_run import run_ae_training
+
+        cfg = _ae_config(plan, stage="temporal", init_from=str(spatial_ae()))
+        final_lr = None
+        if plan.ae_reference_steps:  # the bundled decoder's run: in the decoder alone, as the reference stage
+            cfg = cfg.with_overrides(
+                {
+                    "autoencoder.temporal_encoder": False,
+                    "lr": plan.ae_reference_lr,
+                    "reference_change_weight": plan.ae_reference_change_weight,
+                }
+            )
+            final_lr = plan.ae_reference_final_lr
+        run_ae_training(
+            cfg, data, out / "ae_temporal", plan.ae_temporal_steps, plan.ae_temporal_batch,
+            plan.ae_temporal_window, progress=progress, final_lr_fraction=final_lr,
         )  # fmt: skip
 
     def encode() -> None:
@@ -255,8 +266,8 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
     return {
         "synth": synth,
         "ae_spatial": ae_spatial,
-        "ae_temporal": ae_temporal,
         "ae_reference": ae_reference,
+        "ae_temporal": ae_temporal,
         "encode": encode,
         "ar": ar,
         "duplex": duplex,
