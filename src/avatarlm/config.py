@@ -245,7 +245,7 @@ class AutoencoderConfig(ComponentConfig):
     temporal_levels: int = 5
     temporal_attention_levels: int = 1
     # False: temporal layers in the decoder only, so a spatial model's encoder (and every latent and AR model
-    # made with it) stays as it was when the decoder learns time (`train ae --stage decoder`).
+    # made with it) stays as it was when the decoder learns time (`train ae --stage temporal`).
     temporal_encoder: bool = True
     # The first `mouth_channels` latent channels hold the mouth, the same on every face (trained with the
     # mouth-swap objective, `avatarlm.autoencoder.mouth_swap`); 0 = no such channels.

@@ -101,23 +101,24 @@ def test_decoder_stage_keeps_encoder_and_latent_normalisation(tmp_path: Path) ->
         train_autoencoder(config(stage="decoder"), clips, tmp_path / "x", steps=1, progress=False)
 
 
-def test_decoder_stage_adds_temporal_layers_to_the_decoder_only(tmp_path: Path) -> None:
-    spatial = config(gan_weight=0.0, autoencoder=AE.replace(temporal=False))
-    train_autoencoder(spatial, clips, tmp_path / "s1", steps=2, progress=False)
+def test_temporal_stage_in_the_decoder_alone_keeps_the_latents(tmp_path: Path) -> None:
+    train_autoencoder(config(gan_weight=0.0), clips, tmp_path / "s1", steps=2, progress=False)
     cfg = config(
-        stage="decoder",
+        stage="temporal",
         init_from=str(tmp_path / "s1" / "model"),
         gan_weight=0.0,
-        autoencoder=AE.replace(temporal=True),
+        autoencoder=AE.replace(temporal_encoder=False),
     )
-    model = train_autoencoder(cfg, clips, tmp_path / "dec", steps=3, progress=False)
+    model = train_autoencoder(cfg, clips, tmp_path / "s2", steps=3, progress=False)
     assert model.config.temporal and not model.config.temporal_encoder
-    after = weights(tmp_path / "dec" / "model")
+    after = weights(tmp_path / "s2" / "model")
     temporal = [k for k in after if ".temporal." in f".{k}"]
     assert temporal and all(k.startswith("decoder.") for k in temporal)
     assert any(after[k].abs().sum() > 0 for k in temporal if k.endswith("out.weight"))  # it learned time
+    saved = [read_json(tmp_path / d / "model" / "config.json") for d in ("s1", "s2")]
+    assert saved[0]["latent_shift"] == saved[1]["latent_shift"]  # normalisation kept, not re-estimated
     before = DCAutoencoder.from_pretrained(tmp_path / "s1" / "model")
-    loaded = DCAutoencoder.from_pretrained(tmp_path / "dec" / "model")
+    loaded = DCAutoencoder.from_pretrained(tmp_path / "s2" / "model")
     x = torch.from_numpy(clips(np.random.default_rng(3))).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
     with torch.no_grad():
         assert torch.equal(before.encode(x), loaded.encode(x))  # latents (and AR models) stay valid

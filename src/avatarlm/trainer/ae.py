@@ -51,21 +51,18 @@ def learning_rate(cfg: AETrainConfig, step: int, steps: int, final_lr_fraction: 
 
 def build_model(cfg: AETrainConfig) -> DCAutoencoder:
     """The model a run trains: from ``init_from`` when given (adding temporal layers for stages 2-3, to the
-    decoder only when ``autoencoder.temporal_encoder`` is False; and for a decoder stage asked for
-    ``autoencoder.temporal``, to the decoder), else freshly initialised from ``cfg.autoencoder``."""
+    decoder only when ``autoencoder.temporal_encoder`` is False), else freshly initialised from
+    ``cfg.autoencoder``."""
     if cfg.stage == "decoder" and not cfg.init_from:
         raise ValueError("the decoder stage fine-tunes a trained autoencoder: give init_from")
-    if cfg.stage == "decoder":  # as the init model, unless asked to add temporal layers
-        temporal: bool | None = True if cfg.autoencoder.temporal else None
-    else:
-        temporal = cfg.stage != "spatial"
+    temporal = None if cfg.stage == "decoder" else cfg.stage != "spatial"  # decoder: as the init model
     if cfg.init_from:
         levels = cfg.autoencoder.reference_levels or None  # a run may add reference fusions to a model
         model = DCAutoencoder.from_pretrained(
             cfg.init_from,
             temporal=temporal,
             reference_levels=levels,
-            temporal_encoder=cfg.stage != "decoder" and cfg.autoencoder.temporal_encoder,
+            temporal_encoder=cfg.autoencoder.temporal_encoder,
         )
         if cfg.autoencoder.mouth_channels:  # a run may give an earlier model mouth channels
             model.config = model.config.replace(mouth_channels=cfg.autoencoder.mouth_channels)
