@@ -49,6 +49,10 @@ def test_rollouts_replay_the_recorded_actions_from_held_out_frames(doom):
     assert report.moves > 0 and 0.6 <= report.follow["real"] <= 1.0  # the measure agrees with the state
     truth = score(env, [replace(r, generated=r.real) for r in rollouts])
     assert truth.follow["model"] == truth.follow["real"] and truth.psnr["model"][8] == np.inf
+    assert truth.follow["model_above_copy"] == truth.follow["model"]  # the truth is never worse than the copy
+    # frames that slide the right way but are no picture of the game: followed, but never above the copy
+    garbage = score(env, [replace(r, generated=255 - r.real) for r in rollouts])
+    assert garbage.follow["model"] == truth.follow["model"] and garbage.follow["model_above_copy"] == 0.0
     still = score(env, [replace(r, generated=np.repeat(r.real[:1], len(r.real), 0)) for r in rollouts])
     assert still.follow["model"] == 0.0 and still.psnr["model"] == still.psnr["copy"]
 
