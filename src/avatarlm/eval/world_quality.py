@@ -150,16 +150,10 @@ def score(env: str, rollouts: list[Rollout]) -> WorldReport:
             for name, frames in (("real", r.real), ("model", r.generated), ("ceiling", r.recon)):
                 followed = follows(image_shift(frames[t - 1], frames[t], vertical=env == "crafter"), expected)
                 hits[name] += followed
-                if name == "model" and followed:
-                    hits["model_above_copy"] += _error(r.generated[t], r.real[t]) <= _error(
-                        r.real[0], r.real[t]
-                    )
+                if name == "model" and followed:  # and no further from the real frame than the copy
+                    hits["model_above_copy"] += psnr(r.generated[t], r.real[t]) >= psnr(r.real[0], r.real[t])
     report.follow = {k: v / max(report.moves, 1) for k, v in hits.items()}
     return report
-
-
-def _error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
 
 
 def pooled_psnr(pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
