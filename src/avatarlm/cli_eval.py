@@ -88,7 +88,12 @@ def add_eval_parser(sub: Any) -> None:
     world.add_argument("--split", default="test")
     world.add_argument("--episodes", type=int, default=16, help="held-out episodes (default 16)")
     world.add_argument("--every", type=int, default=48, help="a rollout starts every N frames (default 48)")
-    world.add_argument("--out", required=True, help="folder for world.json, world.md and a side-by-side mp4")
+    world.add_argument("--out", required=True, help="folder for world.json, world.md and side-by-side mp4s")
+    world.add_argument(
+        "--revisit-steps",
+        type=int,
+        help="the memory probe's steps away and back (default: ViZDoom 10 turns, Crafter 4 tiles; 0 skips it)",
+    )
     add_action_strength_argument(world)
 
     tp = evalcmd.add_parser("train-probe", help="train the pixel probe on renders of val-split identities")
@@ -254,10 +259,12 @@ def _eval_world(args: argparse.Namespace) -> None:
 
     import numpy as np
 
+    from avatarlm.eval.world_memory import collect_revisits, is_revisit, score_revisits
     from avatarlm.eval.world_quality import collect_rollouts, score
     from avatarlm.io import atomic_write_json
     from avatarlm.media import write_mp4
     from avatarlm.pipeline.folder import load_pipeline
+    from avatarlm.pipeline.session import SessionConfig
 
     if args.episodes < 1 or args.every < 1:
         raise ValueError(f"--episodes and --every must be at least 1, got {args.episodes}, {args.every}")
@@ -267,12 +274,40 @@ def _eval_world(args: argparse.Namespace) -> None:
         pipe, args.data, args.split, args.episodes, args.every, action_strength=strength
     )
     report = score(env, rollouts)
+    tables = [report.table()]
+    window = SessionConfig().window_frames
+    memory = None
+    if args.revisit_steps != 0:
+        _, steps, probes = collect_revisits(
+            pipe, args.data, args.split, args.episodes, args.every, args.revisit_steps,
+            action_strength=strength, window_frames=window,
+        )  # fmt: skip
+        memory = score_revisits(env, steps, probes, window)
+        tables.append(memory.table())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "world.json", report.to_dict())
-    (out / "world.md").write_text(report.table() + "\n")
+    if memory is not None:
+        atomic_write_json(out / "memory.json", memory.to_dict())
+    (out / "world.md").write_text("\n\n".join(tables) + "\n")
+    fps = pipe.model.config.conditions.fps
     clips = [np.concatenate([r.real, r.generated], axis=2) for r in rollouts[:8]]
-    clips = [c.repeat(3, axis=1).repeat(3, axis=2) for c in clips]  # 3x nearest: small game frames
-    write_mp4(out / "world_vs_game.mp4", np.concatenate(clips), pipe.model.config.conditions.fps)
-    print(report.table())
+    write_mp4(out / "world_vs_game.mp4", _enlarged(clips), fps)
+    if memory is not None:
+        revisits = [
+            np.concatenate([p.real, p.generated], axis=2) for p in probes if is_revisit(env, p.player)
+        ]
+        write_mp4(out / "revisits_vs_game.mp4", _enlarged(revisits[:8]), fps)
+    print("\n\n".join(tables))
     print(f"wrote {out}/world.json, world.md and world_vs_game.mp4 (game | model, {len(clips)} rollouts)")
+    if memory is not None:
+        print(
+            f"wrote {out}/memory.json and revisits_vs_game.mp4 (game | model, {min(8, memory.revisits)} revisits)"
+        )
+
+
+def _enlarged(clips: list[Any]) -> Any:
+    """Clips one after another, 3x nearest (small game frames)."""
+    import numpy as np
+
+    return np.concatenate([c.repeat(3, axis=1).repeat(3, axis=2) for c in clips])

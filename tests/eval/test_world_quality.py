@@ -7,30 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ar_helpers import random_pipeline_folder
 from avatarlm.cli import main
-from avatarlm.data.world import WorldConfig, collect_world
 from avatarlm.eval import world_quality
 from avatarlm.eval.world_quality import HORIZON, HORIZONS, collect_rollouts, score
 from avatarlm.media import read_mp4
 from avatarlm.pipeline.folder import load_pipeline
 
-pytest.importorskip("vizdoom")
-
-DOOM_ACTIONS = 11
-
-
-@pytest.fixture(scope="module")
-def doom(tmp_path_factory):
-    """A few recorded 64x64 ViZDoom episodes of 60 steps and a random world model of its 11 actions."""
-    root = tmp_path_factory.mktemp("doom")
-    data = root / "data"
-    cfg = WorldConfig(
-        env="vizdoom", hours=0.004, out=str(data), size=64, episode_steps=60, episodes_per_shard=2
-    )
-    collect_world(cfg, show_progress=False)
-    model = random_pipeline_folder(root, modalities=("action",), num_actions=DOOM_ACTIONS)
-    return data, model
+pytest.importorskip("vizdoom")  # the `doom` fixture (conftest.py) records ViZDoom episodes
 
 
 def test_rollouts_replay_the_recorded_actions_from_held_out_frames(doom):
@@ -67,6 +50,14 @@ def test_eval_world_command_writes_the_table_json_and_video(doom, tmp_path, caps
     assert "action following" in (out / "world.md").read_text()
     frames, _ = read_mp4(out / "world_vs_game.mp4")
     assert frames.shape[1:] == (3 * 64, 3 * 128, 3)
+    memory = json.loads((out / "memory.json").read_text())  # the revisit probe: 10 turns away and back
+    assert memory["away_steps"] == 10 and memory["window_frames"] == 30 and memory["revisits"] >= 1
+    assert "steps away and 10 back" in (out / "world.md").read_text()
+    frames, _ = read_mp4(out / "revisits_vs_game.mp4")
+    assert len(frames) == 23 * min(8, memory["revisits"])
+    skipped = tmp_path / "skipped"
+    assert main([*args[:-1], str(skipped), "--revisit-steps", "0"]) == 0
+    assert not (skipped / "memory.json").exists() and (skipped / "world.json").exists()
 
 
 @pytest.mark.parametrize(

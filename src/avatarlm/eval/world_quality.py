@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from avatarlm.apps.play import check_action_count
 from avatarlm.autoencoder.loss import ssim
-from avatarlm.data.shards import iter_samples, read_index
+from avatarlm.data.shards import Sample, iter_samples, read_index
 from avatarlm.eval.ae_quality import reconstruct_clip, to_tensor
 from avatarlm.eval.image_metrics import psnr
 from avatarlm.eval.world_motion import expected_shift, follows, image_shift
@@ -105,18 +105,9 @@ def collect_rollouts(
 ) -> tuple[str, list[Rollout]]:
     """Replay stretches of HORIZON frames starting every ``every`` frames of the first ``episodes``
     episodes of ``split``; returns the environment's name and the rollouts."""
-    config = read_index(data)["config"]
-    if config.get("kind") != "world":
-        raise ValueError(f"{data} holds no world rollouts (write one with `avatarlm data world`)")
+    config, samples = held_out_episodes(pipe, data, split, episodes)
     env = str(config["env"])
-    check_action_count(pipe, env, len(config["action_names"]))
-    size = pipe.autoencoder.config.image_height
-    if int(config["size"]) != size:
-        raise ValueError(f"{data} holds {config['size']}x{config['size']} frames, the model needs {size}")
     out: list[Rollout] = []
-    samples = [s for _, s in zip(range(episodes), iter_samples(data, split=split), strict=False)]
-    if not samples:
-        raise ValueError(f"{data} has no {split} episodes")
     starts = [(s, t) for s in samples for t in range(0, len(s.frames) - HORIZON, every)]
     for sample, t in tqdm(starts, desc="world rollouts", disable=not progress):
         real = sample.frames[t : t + HORIZON + 1]
@@ -126,6 +117,25 @@ def collect_rollouts(
         recon = reconstruct_clip(pipe.autoencoder, real, True, real[0])  # decoded as the session decodes
         out.append(Rollout(sample.key, t, real, generated, recon, player))
     return env, out
+
+
+def held_out_episodes(
+    pipe: Pipeline, data: str, split: str, episodes: int
+) -> tuple[dict[str, Any], list[Sample]]:
+    """A world dataset's config (``env``, ``size``, ``fps``, ...) and the first ``episodes`` episodes of
+    ``split``, after checking that the model plays that game at that frame size."""
+    config = read_index(data)["config"]
+    if config.get("kind") != "world":
+        raise ValueError(f"{data} holds no world rollouts (write one with `avatarlm data world`)")
+    env = str(config["env"])
+    check_action_count(pipe, env, len(config["action_names"]))
+    size = pipe.autoencoder.config.image_height
+    if int(config["size"]) != size:
+        raise ValueError(f"{data} holds {config['size']}x{config['size']} frames, the model needs {size}")
+    samples = [s for _, s in zip(range(episodes), iter_samples(data, split=split), strict=False)]
+    if not samples:
+        raise ValueError(f"{data} has no {split} episodes")
+    return config, samples
 
 
 def score(env: str, rollouts: list[Rollout]) -> WorldReport:
