@@ -17,7 +17,7 @@ from avatarlm.data.world import (
     shard_episodes,
     shard_path,
 )
-from avatarlm.data.world_envs import ExploreActions, StepResult, make_env
+from avatarlm.data.world_envs import ExploreActions, InsertionOrderedSet, StepResult, make_env
 from avatarlm.data.world_policy import ExplorationConfig, exploration_actions
 
 ENVS = ["crafter", "vizdoom"]
@@ -60,6 +60,21 @@ def test_episodes_are_deterministic_per_seed_and_differ_across_seeds(tmp_path, n
     assert (
         len(np.unique(first.frames.reshape(len(first.frames), -1), axis=0)) > len(first.frames) // 4
     )  # it moves
+
+
+def test_crafter_keeps_the_creatures_of_a_chunk_in_the_order_they_came():
+    """Not in memory order (Crafter's own sets), which made a seed's episode differ between runs."""
+    env = make_env("crafter", 32, 15.0)
+    env.reset(3)
+    world = env._env._world  # type: ignore[attr-defined]
+    assert world._chunks and all(isinstance(c, InsertionOrderedSet) for c in world._chunks.values())
+    for creatures in world.chunks.values():  # no moves yet: the order they were added to the world
+        assert list(creatures) == [o for o in world.objects if o in creatures]
+    ordered = InsertionOrderedSet()
+    for item in (3, 1, 2):
+        ordered.add(item)
+    ordered.remove(1)
+    assert list(ordered) == [3, 2]
 
 
 @pytest.mark.parametrize("name", ENVS)

@@ -8,6 +8,7 @@ The game packages are imported on use, with a one-line error naming the pip comm
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib.util
 import os
@@ -62,6 +63,34 @@ def _import(name: str) -> Any:
     return importlib.import_module(name)
 
 
+class InsertionOrderedSet(dict[Any, None]):
+    """The part of the set API that Crafter's world uses for the creatures of a chunk (add, remove,
+    iteration), iterated in the order they came in. Crafter keeps them in plain sets, which iterate in the
+    order of their memory addresses, and picks which creature spawns or despawns by position in that order:
+    the same seed and actions could then give another episode in another run (seen after about 60 steps)."""
+
+    def add(self, item: Any) -> None:
+        self[item] = None
+
+    def remove(self, item: Any) -> None:
+        del self[item]
+
+
+def _ordered_chunks(crafter: Any) -> None:
+    """Make every Crafter world keep its chunks' creatures in :class:`InsertionOrderedSet` (once per process)."""
+    world = crafter.engine.World
+    if getattr(world.reset, "avatarlm_ordered", False):
+        return
+    original = world.reset
+
+    def reset(self: Any, seed: Any = None) -> None:
+        original(self, seed)
+        self._chunks = collections.defaultdict(InsertionOrderedSet)
+
+    reset.avatarlm_ordered = True  # type: ignore[attr-defined]
+    world.reset = reset
+
+
 CRAFTER_ACTIONS: tuple[str, ...] = (
     "noop", "move_left", "move_right", "move_up", "move_down", "do", "sleep", "place_stone", "place_table",
     "place_furnace", "place_plant", "make_wood_pickaxe", "make_stone_pickaxe", "make_iron_pickaxe",
@@ -86,6 +115,7 @@ class CrafterEnv:
         self._crafter = _import("crafter")
         if tuple(self._crafter.constants.actions) != self.action_names:
             raise ValueError(f"unexpected Crafter action set; pip install {PIP_NAMES['crafter']}")
+        _ordered_chunks(self._crafter)
         self.size = size
         self._env: Any = None
 
