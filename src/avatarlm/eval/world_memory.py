@@ -1,13 +1,14 @@
 """Does a world model remember what it turned away from? Turn away and back, in the game and in the model.
 
-From points of held-out recorded episodes (the real game replays the episode's recorded actions from its seed
-up to there, and its frame there is the start), the same probe runs in the game and in the model: one step at rest (``noop``), ``k`` steps away (ViZDoom: turn left; Crafter: walk left),
-one at rest, then ``k`` steps back (turn right; walk right). (The rests matter in ViZDoom: a turn starts
-slowly for its first tics, so turning back without a pause would not undo the turn away.) Where the game's
-own state says the player came back to where it started (same view angle and place; in Crafter the same
-tile) after really leaving it, the probe is a revisit, and the view at
-the end is the view at the start, seen again. The whole probe (2k + 3 frames) fits in the session's context
-window, so a model can get it right only by keeping what it saw in its window.
+From points of held-out recorded episodes (the real game replays the episode's recorded actions from its
+seed up to there, and its frame there is the start), the same probe runs in the game and in the model: one
+step at rest (``noop``), ``k`` steps away (ViZDoom: turn left; Crafter: walk left), one at rest, then ``k``
+steps back (turn right; walk right). (The rests matter in ViZDoom: a turn starts slowly for its first tics,
+so turning back without a pause would not undo the turn away.) Where the game's own state says the player
+came back to where it started (same view angle and place; in Crafter the same tile) after really leaving
+it, the probe is a revisit, and the view at the end is the view at the start, seen again. The whole probe
+(2k + 3 frames) fits in the session's context window, so a model can get it right only by keeping what it
+saw in its window.
 
 Scored on the revisits: PSNR at the return against the game's frame, beside holding the start frame (an
 easy score here: the return view *is* the start view, so a model that ignores the actions does well) and
