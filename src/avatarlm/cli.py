@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--dialogue-fraction", type=float, default=0.5)
     synth.add_argument("--clips-per-shard", type=int, default=16)
+    synth.add_argument(
+        "--head-turns",
+        type=float,
+        default=0.0,
+        help="share of clips whose head turns to directions of its own now and then (default 0): data where "
+        "only the pose condition tells where the head goes",
+    )
     world = data.add_parser("world", help="record exploratory game rollouts (frames + actions) into shards")
     world.add_argument("--env", required=True, help="crafter or vizdoom")
     world.add_argument("--hours", type=float, required=True, help="hours of frames to record")
@@ -274,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 languages=args.languages if args.languages is not None else sorted(LANGUAGES),
                 dialogue_fraction=args.dialogue_fraction,
                 clips_per_shard=args.clips_per_shard,
+                head_turn_fraction=args.head_turns,
             )
             index = synthesize_dataset(cfg)
             clips = sum(len(s["samples"]) for s in index["shards"])

@@ -96,6 +96,21 @@ def add_eval_parser(sub: Any) -> None:
     )
     add_action_strength_argument(world)
 
+    pose = evalcmd.add_parser(
+        "pose",
+        help="free-running sessions of unseen faces whose heads turn on their own: does the head follow?",
+    )
+    pose.add_argument("--model", required=True, help="pipeline folder (a model that takes pose)")
+    pose.add_argument("--out", required=True, help="folder for pose.json, pose.md and pose_yaw.png")
+    pose.add_argument("--probe", default="models/probe", help="pixel probe folder (default: models/probe)")
+    pose.add_argument(
+        "--languages", default="en,es,zh,el", help="one clip per language (default: %(default)s)"
+    )
+    pose.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
+    pose.add_argument("--seed", type=int, default=0)
+    add_anchor_argument(pose)
+    add_lip_strength_argument(pose, default=1.0)
+
     tp = evalcmd.add_parser("train-probe", help="train the pixel probe on renders of val-split identities")
     tp.add_argument("--out", default="models/probe", help="probe folder (default: models/probe)")
     tp.add_argument("--steps", type=int, default=2000)
@@ -136,6 +151,8 @@ def run_eval(args: argparse.Namespace) -> None:
         _eval_audio_use(args)
     elif args.eval_command == "world":
         _eval_world(args)
+    elif args.eval_command == "pose":
+        _eval_pose(args)
     else:
         _eval_lipsync(args)
 
@@ -252,6 +269,31 @@ def _eval_lipsync(args: argparse.Namespace) -> None:
             f"  {source:>13}: {report.curves[source][0]:+.3f} at offset 0, {corr:+.3f} at best offset {lag:+d}"
         )
     print(f"wrote {args.out}")
+
+
+def _eval_pose(args: argparse.Namespace) -> None:
+    from avatarlm.data.speech.languages import get_language
+    from avatarlm.eval.pixel_probe import PixelProbe
+    from avatarlm.eval.pose_following import measure_pose_following, write_pose_following
+    from avatarlm.pipeline.anchor import resolve_anchor
+    from avatarlm.pipeline.folder import load_pipeline
+    from avatarlm.pipeline.session import SessionConfig
+
+    check_strength(args.lip_strength, "--lip-strength")
+    languages = [code.strip() for code in args.languages.split(",") if code.strip()]
+    if not languages:
+        raise ValueError("--languages must name at least one language")
+    for code in languages:
+        get_language(code)
+    pipe = load_pipeline(args.model)
+    anchor = resolve_anchor(args.anchor, pipe.autoencoder, pipe.model)
+    session = SessionConfig(seed=args.seed, anchor=anchor, lip_strength=args.lip_strength)
+    result = measure_pose_following(
+        pipe, PixelProbe.from_pretrained(args.probe), languages, args.seconds, session
+    )
+    paths = write_pose_following(result, args.out)
+    print(paths[1].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths))
 
 
 def _eval_world(args: argparse.Namespace) -> None:

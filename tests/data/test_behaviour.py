@@ -1,6 +1,6 @@
 import numpy as np
 
-from avatarlm.data.behaviour import BehaviourInputs, behaviour_track, blink_track
+from avatarlm.data.behaviour import TURN_RANGE, BehaviourInputs, behaviour_track, blink_track, head_turn_track
 from avatarlm.data.face import EXPRESSIONS, FACE_STATE_FIELDS
 from avatarlm.data.instructions import TimedInstruction, active_matrix, sample_instructions
 
@@ -69,3 +69,24 @@ def test_sampled_instructions_do_not_overlap_and_mark_frames():
         m = active_matrix(ins, 300, FPS)
         assert m.sum(axis=1).max() <= 1
         assert abs(m.sum() - sum((i.end - i.start) * FPS for i in ins)) <= len(ins)
+
+
+def test_head_turns_hold_and_move_on_their_own():
+    n = 750
+    turns = head_turn_track(np.random.default_rng(3), n, FPS)
+    assert turns.shape == (n, 3)
+    assert (np.abs(turns) <= np.array(TURN_RANGE) + 1e-4).all()
+    step = np.abs(np.diff(turns, axis=0)).max(axis=1)
+    moving = step > 1e-3
+    assert 0.05 < moving.mean() < 0.5  # mostly holding a direction, turning now and then
+    assert turns[:, 0].std() > 8  # turns that a still head is far from
+    assert step.max() < 6  # eased, no jumps
+    # Added to the head: the same inputs and seed with and without turns differ by exactly the turns.
+    base = _inputs(n)
+    plain = behaviour_track(base, FPS, np.random.default_rng(0))
+    base.head_turns = turns
+    turned = behaviour_track(base, FPS, np.random.default_rng(0))
+    inside = np.abs(plain[:, F["yaw"]] + turns[:, 0]) < 30  # away from the yaw limit's clipping
+    yaw = turned[inside, F["yaw"]] - plain[inside, F["yaw"]]
+    np.testing.assert_allclose(yaw, turns[inside, 0], atol=1e-4)
+    assert (turned[:, F["mouth_open"]] == plain[:, F["mouth_open"]]).all()

@@ -63,3 +63,13 @@ def test_dialogue_has_listening_and_sample_round_trip():
     np.testing.assert_array_equal(back.frames, clip.frames)
     np.testing.assert_array_equal(back.truth.face, clip.truth.face)
     assert back.spec == clip.spec
+
+
+def test_head_turns_change_only_the_head_and_survive_the_round_trip():
+    plain, turned = make_clip(_spec(duration=6.0)), make_clip(_spec(duration=6.0, head_turns=True))
+    np.testing.assert_array_equal(plain.audio, turned.audio)  # the same conversation
+    head = [FACE_STATE_FIELDS.index(f) for f in ("yaw", "pitch", "roll")]
+    rest = [i for i in range(len(FACE_STATE_FIELDS)) if i not in head]
+    np.testing.assert_array_equal(plain.truth.face[:, rest], turned.truth.face[:, rest])
+    assert np.abs(turned.truth.face[:, head] - plain.truth.face[:, head]).max() > 5
+    assert from_sample(to_sample(turned)).spec.head_turns

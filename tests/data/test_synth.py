@@ -94,9 +94,19 @@ def test_interrupted_run_leaves_no_complete_looking_shard(tmp_path, monkeypatch)
     json.loads((root / "index.json").read_text())
 
 
+def test_head_turns_mark_a_share_of_clips_and_leave_the_rest_of_the_plan():
+    plain = plan_clips(_cfg("unused", hours=0.5))
+    assert not any(s.head_turns for s in plain)
+    turning = plan_clips(_cfg("unused", hours=0.5, head_turn_fraction=0.5))
+    share = np.mean([s.head_turns for s in turning])
+    assert 0.3 < share < 0.7
+    assert all(s.head_turns for s in plan_clips(_cfg("unused", hours=0.1, head_turn_fraction=1.0)))
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
+        ({"head_turn_fraction": 1.5}, "--head-turns"),
         ({"hours": 0}, "--hours must be a positive"),
         ({"hours": -1.0}, "--hours must be a positive"),
         ({"languages": ["en", "xx"]}, "unknown language 'xx'"),

@@ -24,6 +24,7 @@ class BehaviourInputs:
     backchannels: list[float]  # times (s) of the avatar's own backchannels or of partner pauses worth a nod
     instructions: list[TimedInstruction]
     partner_gaze_x: float = 0.0  # where the partner sits, as gaze_x; 0 = the camera (monologue)
+    head_turns: np.ndarray | None = None  # (n, 3) yaw/pitch/roll degrees added to the head (head_turn_track)
 
 
 def smooth_noise(rng: np.random.Generator, n: int, fps: float, seconds: float) -> np.ndarray:
@@ -64,6 +65,33 @@ def nod(t: np.ndarray, at: float, amplitude: float = 7.0, hz: float = 2.0, cycle
     return np.where(inside, -amplitude * np.sin(2 * np.pi * phase), 0.0).astype(np.float32)
 
 
+# Deliberate head turns: a new head direction every HOLD_MEAN_S seconds on average (at least HOLD_MIN_S),
+# reached in MOVE_S seconds, anywhere inside TURN_RANGE degrees (yaw, pitch, roll).
+HOLD_MEAN_S, HOLD_MIN_S, MOVE_S = 1.6, 0.5, (0.25, 0.6)
+TURN_RANGE = (22.0, 12.0, 10.0)
+
+
+def head_turn_track(rng: np.random.Generator, n: int, fps: float) -> np.ndarray:
+    """(n, 3) float32 yaw/pitch/roll offsets of a head that turns to a new direction now and then, at
+    moments and to directions of its own (not the speech's or the past motion's): what only a pose given
+    from outside can tell. Each turn eases from the last direction to the next (smoothstep)."""
+    out = np.zeros((n, 3), dtype=np.float32)
+    t = np.arange(n) / fps
+    at, current = 0.0, np.zeros(3, dtype=np.float32)
+    while True:
+        at += max(HOLD_MIN_S, float(rng.exponential(HOLD_MEAN_S)))
+        if at * fps >= n:
+            break
+        target = (rng.uniform(-1, 1, 3) * TURN_RANGE).astype(np.float32)
+        move = float(rng.uniform(*MOVE_S))
+        s = np.clip((t - at) / move, 0, 1)[:, None]
+        ease = s * s * (3 - 2 * s)
+        after = t >= at
+        out[after] = (current + ease * (target - current))[after]
+        current = target
+    return out
+
+
 def behaviour_track(inputs: BehaviourInputs, fps: float, rng: np.random.Generator) -> np.ndarray:
     """(n, len(FACE_STATE_FIELDS)) float32 face controls for every frame."""
     n = len(inputs.mouth)
@@ -91,6 +119,9 @@ def behaviour_track(inputs: BehaviourInputs, fps: float, rng: np.random.Generato
     out[:, F["gaze_x"]] = glance + listening * inputs.partner_gaze_x
     out[:, F["gaze_y"]] = 0.15 * smooth_noise(rng, n, fps, 0.8)
     out[:, F["yaw"]] += listening * 12.0 * inputs.partner_gaze_x
+    if inputs.head_turns is not None:
+        for i, name in enumerate(("yaw", "pitch", "roll")):
+            out[:, F[name]] += inputs.head_turns[:, i]
 
     # Mouth from the visemes of the avatar's own speech (closed whenever it is silent).
     out[:, F["mouth_open"]] = inputs.mouth[:, 0]

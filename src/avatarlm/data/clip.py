@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from avatarlm.data.behaviour import BehaviourInputs, behaviour_track
+from avatarlm.data.behaviour import BehaviourInputs, behaviour_track, head_turn_track
 from avatarlm.data.conversation import Conversation, dialogue, frame_energy, monologue, nod_times
 from avatarlm.data.face import FACE_STATE_FIELDS, FaceState
 from avatarlm.data.identity import Identity
@@ -39,6 +39,7 @@ class ClipSpec:
     fps: float = FPS
     split: str = "train"
     held_out_voice: bool = False
+    head_turns: bool = False  # deliberate head turns of their own (behaviour.head_turn_track)
 
     def __post_init__(self) -> None:
         if self.kind not in ("monologue", "dialogue"):
@@ -105,8 +106,10 @@ def role_behaviour(
     instructions: list[TimedInstruction],
     rng: np.random.Generator,
     partner_gaze_x: float,
+    head_turns: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Face track, speaking and partner-speaking flags of avatar `who` in the conversation."""
+    """Face track, speaking and partner-speaking flags of avatar `who` in the conversation; ``head_turns``
+    (n, 3) degrees are added to its head pose."""
     mouth = np.zeros((n_frames, 3), dtype=np.float32)
     for p in conv.streams[who]:
         mouth += mouth_track(p.utterance.phonemes, n_frames, fps=fps, offset_s=p.start)
@@ -120,6 +123,7 @@ def role_behaviour(
         backchannels=nod_times(conv, who, rng),
         instructions=instructions,
         partner_gaze_x=partner_gaze_x,
+        head_turns=head_turns,
     )
     return behaviour_track(inputs, fps, rng), speaking, partner
 
@@ -140,7 +144,11 @@ def make_clip(spec: ClipSpec, instructions: list[TimedInstruction] | None = None
     sampled = sample_instructions(rng, conv.duration)
     instructions = sampled if instructions is None else instructions
     gaze = 0.0 if spec.kind == "monologue" else float(rng.choice([-0.5, 0.5]))
-    face, speaking, partner = role_behaviour(conv, 0, n, spec.fps, instructions, rng, gaze)
+    # Turns draw from a generator of their own, so a clip without them is the clip it always was.
+    turns = (
+        head_turn_track(np.random.default_rng([spec.seed, 0x7E7E]), n, spec.fps) if spec.head_turns else None
+    )
+    face, speaking, partner = role_behaviour(conv, 0, n, spec.fps, instructions, rng, gaze, turns)
     frames, keypoints = render_role(
         Renderer(Identity.from_seed(spec.identity_seed), spec.height, spec.width), face
     )

@@ -33,6 +33,7 @@ class SynthConfig:
     dialogue_fraction: float = 0.5
     clip_seconds: tuple[float, float] = (6.0, 14.0)
     clips_per_shard: int = 16
+    head_turn_fraction: float = 0.0  # share of clips whose head turns on its own (ClipSpec.head_turns)
 
     def validate(self) -> None:
         if not (self.hours > 0 and np.isfinite(self.hours)):
@@ -49,6 +50,8 @@ class SynthConfig:
             get_language(code)
         if not 0 <= self.dialogue_fraction <= 1:
             raise ValueError(f"--dialogue-fraction must be in [0, 1], got {self.dialogue_fraction}")
+        if not 0 <= self.head_turn_fraction <= 1:
+            raise ValueError(f"--head-turns must be in [0, 1], got {self.head_turn_fraction}")
         check_writable(Path(self.out))
 
 
@@ -99,6 +102,8 @@ def plan_clips(cfg: SynthConfig) -> list[ClipSpec]:
                 width=cfg.width,
                 split=split,
                 held_out_voice=split == "test" and bool(rng.random() < 0.5),
+                # drawn only when asked for, so datasets without turns keep their plan
+                head_turns=cfg.head_turn_fraction > 0 and bool(rng.random() < cfg.head_turn_fraction),
             )
         )
         total += duration

@@ -1,0 +1,144 @@
+"""Does the head follow a pose given from outside? Free-running sessions of head-turn clips, read by the probe.
+
+The report's clips move the head as speech does (small, smooth, half predictable from the past frames), so
+a model that ignores the pose loses little there. Here every clip is a monologue of an unseen face whose
+head also turns to directions of its own now and then (``ClipSpec.head_turns``: up to 22 degrees of yaw,
+at moments no audio or past frame announces): only the pose condition says where the head goes. Each clip
+is streamed twice from its first frame, with its audio both times: once pushing its pose every frame
+(``with pose``) and once without (``no pose``); the pixel probe reads the head pose of every frame of both,
+of the autoencoder's reconstruction (``ceiling``) and of the first frame held still (``floor``).
+
+Measures per source: the mean absolute yaw / pitch / roll error (degrees) against the true pose, and the
+correlation of the probed yaw with the true yaw over all frames (how much of the turning it shows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from avatarlm.data.clip import FPS, make_clip, to_sample
+from avatarlm.data.face import POSE_FIELDS
+from avatarlm.eval.ae_quality import reconstruct_clip
+from avatarlm.eval.clip_metrics import pose_error
+from avatarlm.eval.eval_clips import EvalClip, clip_spec
+from avatarlm.eval.eval_generate import stream_clip
+from avatarlm.eval.pixel_probe import PixelProbe, unscale
+from avatarlm.io import atomic_write_json
+from avatarlm.pipeline.folder import Pipeline
+from avatarlm.pipeline.session import SessionConfig
+from avatarlm.trainer.ar_data import clip_from_sample
+
+POSE_LANGUAGES = ("en", "es", "zh", "el")
+SOURCES = ("with pose", "no pose", "ceiling", "floor")
+
+
+def head_turn_clips(languages: tuple[str, ...] | list[str], seconds: float, size: int) -> Iterator[EvalClip]:
+    """One head-turn monologue per language: an unseen face, a held-out voice, no instruction. Clip of a
+    language is a pure function of (language, seconds, size), and none is a clip of the report."""
+    for language in languages:
+        base = clip_spec(language, 0, seconds, size)
+        seed = int.from_bytes(hashlib.sha256(f"eval-turns:{language}".encode()).digest()[:4], "little")
+        spec = replace(base, key=f"eval-turns-{language}", seed=seed, head_turns=True)
+        clip = make_clip(spec, [])
+        yield EvalClip(spec.key, language, clip.frames, clip_from_sample(to_sample(clip)))
+
+
+def probed_pose(probe: PixelProbe, frames: np.ndarray) -> np.ndarray:
+    """(N, 3) yaw / pitch / roll in degrees that the probe reads off ``frames`` (N, H, W, 3)."""
+    controls = probe.look(frames)[0]
+    return np.stack([unscale(controls[:, 3 + i], f) for i, f in enumerate(POSE_FIELDS)], axis=1)
+
+
+@dataclass
+class PoseFollowing:
+    """Per source: yaw / pitch / roll MAE in degrees and the correlation of probed with true yaw, over the
+    frames 1.. of every clip; ``traces``: the first clip's true and probed yaw per source."""
+
+    clips: list[str]
+    frames: int
+    anchor: float | None
+    mae: dict[str, list[float]]
+    yaw_r: dict[str, float]
+    traces: dict[str, list[float]]
+
+
+def measure_pose_following(
+    pipe: Pipeline,
+    probe: PixelProbe,
+    languages: tuple[str, ...] | list[str] = POSE_LANGUAGES,
+    seconds: float = 10.0,
+    session: SessionConfig | None = None,
+    progress: bool = True,
+) -> PoseFollowing:
+    if "pose" not in pipe.model.config.conditions.modalities:
+        raise ValueError("this model takes no pose condition: there is no pose to follow")
+    if seconds < 2.0:
+        raise ValueError(f"clips need at least 2 s, got {seconds}")
+    size = pipe.autoencoder.config.image_height
+    probed: dict[str, list[np.ndarray]] = {s: [] for s in SOURCES}
+    truth, keys = [], []
+    for clip in tqdm(list(head_turn_clips(languages, seconds, size)), desc="pose", disable=not progress):
+        n, reference = clip.frames.shape[0], clip.frames[0]
+        versions = {
+            "with pose": stream_clip(pipe, clip.clip, reference, n, session)[0],
+            "no pose": stream_clip(pipe, clip.clip, reference, n, session, push_pose=False)[0],
+            "ceiling": reconstruct_clip(pipe.autoencoder, clip.frames, True, reference),
+            "floor": np.repeat(clip.frames[:1], n, axis=0),
+        }
+        for source, frames in versions.items():
+            probed[source].append(probed_pose(probe, frames[1:]))
+        truth.append(clip.clip.pose[1:].astype(np.float64))
+        keys.append(clip.key)
+    true = np.concatenate(truth)
+    mae, yaw_r = {}, {}
+    for source in SOURCES:
+        got = np.concatenate(probed[source])
+        mae[source] = pose_error(got, true).tolist()
+        yaw_r[source] = float(np.corrcoef(got[:, 0], true[:, 0])[0, 1]) if got[:, 0].std() > 1e-3 else 0.0
+    traces = {"truth": truth[0][:, 0].tolist(), **{s: probed[s][0][:, 0].tolist() for s in SOURCES}}
+    anchor = session.anchor if session is not None else None
+    return PoseFollowing(keys, len(true), anchor, mae, yaw_r, traces)
+
+
+def write_pose_following(result: PoseFollowing, out: str | Path) -> list[Path]:
+    """pose.json, pose.md (the table) and pose_yaw.png (the first clip's yaw: truth and each source)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "pose.json", asdict(result))
+    rows = [
+        "| source | yaw / pitch / roll MAE, deg | yaw r with the truth |",
+        "|---|---|---|",
+        *(
+            f"| {s} | {' / '.join(f'{v:.1f}' for v in result.mae[s])} | {result.yaw_r[s]:+.2f} |"
+            for s in SOURCES
+        ),
+    ]
+    text = (
+        f"Head-turn clips ({', '.join(result.clips)}; {result.frames} frames; session anchor "
+        f"{result.anchor}):\n\n" + "\n".join(rows) + "\n"
+    )
+    (folder / "pose.md").write_text(text)
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    t = np.arange(1, len(result.traces["truth"]) + 1) / FPS
+    ax.plot(t, result.traces["truth"], color="black", lw=2, label="true yaw")
+    for source, color in zip(("with pose", "no pose", "ceiling"), ("C0", "C3", "C2"), strict=True):
+        ax.plot(t, result.traces[source], color=color, lw=1.2, label=f"probed: {source}")
+    ax.set_xlabel("s")
+    ax.set_ylabel("yaw, deg")
+    ax.set_title(f"{result.clips[0]}: the head given a pose that turns on its own")
+    ax.legend(loc="upper right", fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(folder / "pose_yaw.png", dpi=110)
+    plt.close(fig)
+    return [folder / "pose.json", folder / "pose.md", folder / "pose_yaw.png"]

@@ -1,0 +1,58 @@
+"""`avatarlm eval pose`: do free-running heads follow a pose that turns on its own?"""
+
+import json
+
+import numpy as np
+import pytest
+
+from ar_helpers import random_pipeline_folder
+from avatarlm.cli import main
+from avatarlm.data.splits import identity_split
+from avatarlm.eval.eval_clips import evaluation_clips
+from avatarlm.eval.pixel_probe import PixelProbe
+from avatarlm.eval.pose_following import SOURCES, head_turn_clips, measure_pose_following
+from avatarlm.pipeline.folder import load_pipeline
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return random_pipeline_folder(tmp_path_factory.mktemp("pipe"))
+
+
+def test_head_turn_clips_are_fixed_unseen_and_turn():
+    (a,), (b,) = list(head_turn_clips(["es"], 4.0, 64)), list(head_turn_clips(["es"], 4.0, 64))
+    np.testing.assert_array_equal(a.frames, b.frames)
+    assert (
+        a.clip.meta["spec"]["head_turns"] and identity_split(a.clip.meta["spec"]["identity_seed"]) == "test"
+    )
+    (report_clip,) = list(evaluation_clips(["es"], 1, 4.0, 64))
+    assert report_clip.key != a.key and not report_clip.clip.meta["spec"]["head_turns"]
+    assert np.ptp(a.clip.pose[:, 0]) > np.ptp(report_clip.clip.pose[:, 0])  # the head really turns
+    assert all(t is None for t in a.clip.texts)  # no instruction moves the head
+
+
+def test_measure_reads_the_ceiling_close_and_the_still_floor_far():
+    pipe = load_pipeline("models/tiny")  # a trained autoencoder: its reconstructions keep the pose
+    result = measure_pose_following(
+        pipe, PixelProbe.from_pretrained("models/probe"), ["en"], 6.0, progress=False
+    )
+    assert set(result.mae) == set(result.yaw_r) == set(SOURCES)
+    assert result.frames == len(result.traces["truth"]) == len(result.traces["with pose"])
+    assert result.yaw_r["ceiling"] > 0.8 and result.yaw_r["floor"] == 0.0
+    assert result.mae["ceiling"][0] < result.mae["floor"][0]
+
+
+def test_cli_writes_the_table_and_the_plot_and_refuses_bad_input(folder, tmp_path, capsys):
+    out = tmp_path / "pose"
+    assert (
+        main(
+            ["eval", "pose", "--model", str(folder), "--out", str(out), "--languages", "el", "--seconds", "3"]
+        )
+        == 0
+    )
+    numbers = json.loads((out / "pose.json").read_text())
+    assert numbers["clips"] == ["eval-turns-el"] and numbers["anchor"] is not None
+    assert "| with pose |" in (out / "pose.md").read_text() and (out / "pose_yaw.png").stat().st_size > 1000
+    bad = tmp_path / "bad"
+    assert main(["eval", "pose", "--model", str(folder), "--out", str(bad), "--languages", "xx"]) == 2
+    assert "unknown language 'xx'" in capsys.readouterr().err and not bad.exists()
