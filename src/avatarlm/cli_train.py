@@ -116,6 +116,10 @@ def add_train_parser(sub: Any) -> None:
     everything.add_argument("--hours", type=float, default=1.0, help="hours of synthetic video (default 1)")
     everything.add_argument("--workers", type=int, default=2, help="synthesis processes (default 2)")
     everything.add_argument("--seed", type=int, default=0)
+    everything.add_argument(
+        "--head-turns", type=float, default=0.0,
+        help="share of clips whose head also turns on its own, so the pose alone says where it goes (default 0)",
+    )  # fmt: skip
     everything.add_argument("--ae-steps", type=int, default=3500)
     everything.add_argument("--ae-temporal-steps", type=int, default=600, help="0 skips the temporal stage")
     everything.add_argument(
@@ -228,6 +232,7 @@ def _train_all(args: argparse.Namespace) -> None:
         ar_preset=args.ar_preset or args.preset,
         hours=args.hours,
         seed=args.seed,
+        head_turns=args.head_turns,
         ae_steps=args.ae_steps,
         ae_temporal_steps=args.ae_temporal_steps,
         ae_temporal_window=args.ae_temporal_window,

@@ -41,6 +41,7 @@ def tiny_plan(configs, **overrides) -> TrainAllPlan:
         seed=1,
         languages=["en", "es"],
         clip_seconds=(3.0, 4.0),
+        head_turns=0.5,
         ae_steps=2,
         ae_batch=2,
         ae_temporal_steps=0,
@@ -58,6 +59,7 @@ def test_train_all_runs_every_stage_once_and_resumes(configs, tmp_path):
     pipe = load_pipeline(out / "ar" / "pipeline")
     assert pipe.model.config.tokens_per_frame == 16
     assert sorted(json.loads((out / "stages.json").read_text())) == sorted(STAGES)
+    assert json.loads((out / "data" / "index.json").read_text())["config"]["head_turn_fraction"] == 0.5
     weights = (out / "ar" / "pipeline" / "ar" / "model.safetensors").stat().st_mtime_ns
 
     # a rerun (other worker count: allowed) finds everything done and changes nothing
@@ -126,13 +128,16 @@ def test_train_all_command_rejects_bad_settings(configs, tmp_path, capsys):
     assert main(["train", "all", "--out", str(out), "--hours", "0"]) == 2
     assert "--hours must be positive" in capsys.readouterr().err
     assert main(["train", "all", "--out", str(out), "--ae-preset", str(configs / "missing.json")]) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err and not out.exists()
     with pytest.raises(ValueError, match="ar_steps must be at least 1"):
         tiny_plan(configs, ar_steps=0).validate()
     with pytest.raises(ValueError, match="duplex_steps must be >= 0"):
         tiny_plan(configs, duplex_steps=-1).validate()
     with pytest.raises(ValueError, match="own_history_steps fine-tunes the duplex model"):
         tiny_plan(configs, own_history_steps=2).validate()
+    assert main(["train", "all", "--out", str(tmp_path / "turns"), "--head-turns", "1.5"]) == 2
+    assert "--head-turns must be a share in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "turns").exists()
     with pytest.raises(ValueError, match="duplex_dialogue_fraction must be in"):
         tiny_plan(configs, duplex_dialogue_fraction=2.0).validate()
     with pytest.raises(ValueError, match="ae_reference_final_lr in \\[0, 1\\]"):

@@ -60,6 +60,7 @@ class TrainAllPlan:
     seed: int = 0
     languages: list[str] | None = None  # None: every language of the synthetic world
     clip_seconds: tuple[float, float] = (6.0, 14.0)
+    head_turns: float = 0.0  # share of clips whose head also turns on its own (``data synth --head-turns``)
     ae_steps: int = 3500
     ae_batch: int = 16
     ae_temporal_steps: int = 600  # 0 skips the temporal stage (autoencoders without temporal layers)
@@ -113,6 +114,12 @@ class TrainAllPlan:
                 "own_history_steps fine-tunes the duplex model: give duplex_steps too (a mono model "
                 "trains on its own rollouts in the AR stage: --set own_history=...)"
             )
+        from avatarlm.trainer.ar_config import ARTrainConfig
+
+        _ae_config(self)  # unreadable presets fail here, before anything is written
+        ARTrainConfig.from_preset_or_file(self.ar_preset).with_overrides(self.ar_overrides)
+        if not 0.0 <= self.head_turns <= 1.0:
+            raise ValueError(f"--head-turns must be a share in [0, 1], got {self.head_turns}")
         if not 0.0 <= self.duplex_dialogue_fraction <= 1.0:
             raise ValueError(
                 f"duplex_dialogue_fraction must be in [0, 1], got {self.duplex_dialogue_fraction}"
@@ -178,6 +185,7 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
             width=ae.image_width,
             languages=plan.languages if plan.languages is not None else sorted(LANGUAGES),
             clip_seconds=plan.clip_seconds,
+            head_turn_fraction=plan.head_turns,
         )
         synthesize_dataset(cfg, show_progress=progress)
 
