@@ -1,6 +1,13 @@
 import numpy as np
 
-from avatarlm.data.behaviour import TURN_RANGE, BehaviourInputs, behaviour_track, blink_track, head_turn_track
+from avatarlm.data.behaviour import (
+    MOVE_S,
+    TURN_RANGE,
+    BehaviourInputs,
+    behaviour_track,
+    blink_track,
+    head_turn_track,
+)
 from avatarlm.data.face import EXPRESSIONS, FACE_STATE_FIELDS
 from avatarlm.data.instructions import TimedInstruction, active_matrix, sample_instructions
 
@@ -80,7 +87,12 @@ def test_head_turns_hold_and_move_on_their_own():
     moving = step > 1e-3
     assert 0.05 < moving.mean() < 0.5  # mostly holding a direction, turning now and then
     assert turns[:, 0].std() > 8  # turns that a still head is far from
-    assert step.max() < 6  # eased, no jumps
+    for seed in range(20):  # eased, and a turn ends before the next begins: no jumps
+        step = np.abs(np.diff(head_turn_track(np.random.default_rng(seed), n, FPS), axis=0))
+        assert (step <= 1.5 * 2 * np.array(TURN_RANGE) / (MOVE_S[0] * FPS) + 1e-4).all()  # smoothstep's slope
+        moving = np.concatenate([[0], (step.max(axis=1) > 1e-6).astype(int), [0]])
+        starts, ends = np.flatnonzero(np.diff(moving) == 1), np.flatnonzero(np.diff(moving) == -1)
+        assert (ends - starts <= np.ceil(MOVE_S[1] * FPS) + 1).all()  # one turn per run of motion
     # Added to the head: the same inputs and seed with and without turns differ by exactly the turns.
     base = _inputs(n)
     plain = behaviour_track(base, FPS, np.random.default_rng(0))

@@ -65,9 +65,10 @@ def nod(t: np.ndarray, at: float, amplitude: float = 7.0, hz: float = 2.0, cycle
     return np.where(inside, -amplitude * np.sin(2 * np.pi * phase), 0.0).astype(np.float32)
 
 
-# Deliberate head turns: a new head direction every HOLD_MEAN_S seconds on average (at least HOLD_MIN_S),
-# reached in MOVE_S seconds, anywhere inside TURN_RANGE degrees (yaw, pitch, roll).
-HOLD_MEAN_S, HOLD_MIN_S, MOVE_S = 1.6, 0.5, (0.25, 0.6)
+# Deliberate head turns: a new head direction every HOLD_MEAN_S seconds on average (at least HOLD_MIN_S, so
+# a turn has ended before the next begins), reached in MOVE_S seconds, anywhere inside TURN_RANGE degrees
+# (yaw, pitch, roll).
+HOLD_MEAN_S, HOLD_MIN_S, MOVE_S = 1.6, 0.7, (0.25, 0.6)
 TURN_RANGE = (22.0, 12.0, 10.0)
 
 
