@@ -9,15 +9,16 @@ from pathlib import Path
 
 from avatarlm.cli_chat import add_chat_parser, run_chat
 from avatarlm.cli_eval import add_eval_parser, run_eval
-from avatarlm.cli_options import add_anchor_argument, add_device_argument, add_lip_strength_argument
+from avatarlm.cli_options import (
+    add_anchor_argument,
+    add_device_argument,
+    add_lip_strength_argument,
+    comma_list,
+)
 from avatarlm.cli_play import add_play_parser, run_play
 from avatarlm.cli_serve import add_serve_parser, run_serve
 from avatarlm.cli_serve_cluster import add_serve_cluster_parser, run_serve_cluster
 from avatarlm.cli_train import add_train_parser, run_train
-
-
-def _languages(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--size", type=int, default=128, help="square frame size in pixels")
     synth.add_argument(
-        "--languages", type=_languages, default=None, help="comma-separated codes (default: all)"
+        "--languages", type=comma_list, default=None, help="comma-separated codes (default: all)"
     )
     synth.add_argument("--dialogue-fraction", type=float, default=0.5)
     synth.add_argument("--clips-per-shard", type=int, default=16)

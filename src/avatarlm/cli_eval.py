@@ -12,6 +12,7 @@ from avatarlm.cli_options import (
     add_anchor_argument,
     add_lip_strength_argument,
     check_strength,
+    comma_list,
 )
 
 
@@ -104,7 +105,10 @@ def add_eval_parser(sub: Any) -> None:
     pose.add_argument("--out", required=True, help="folder for pose.json, pose.md and pose_yaw.png")
     pose.add_argument("--probe", default="models/probe", help="pixel probe folder (default: models/probe)")
     pose.add_argument(
-        "--languages", default="en,es,zh,el", help="one clip per language (default: %(default)s)"
+        "--languages",
+        type=comma_list,
+        default="en,es,zh,el",
+        help="one clip per language (default: %(default)s)",
     )
     pose.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
     pose.add_argument("--seed", type=int, default=0)
@@ -280,16 +284,15 @@ def _eval_pose(args: argparse.Namespace) -> None:
     from avatarlm.pipeline.session import SessionConfig
 
     check_strength(args.lip_strength, "--lip-strength")
-    languages = [code.strip() for code in args.languages.split(",") if code.strip()]
-    if not languages:
+    if not args.languages:
         raise ValueError("--languages must name at least one language")
-    for code in languages:
+    for code in args.languages:
         get_language(code)
     pipe = load_pipeline(args.model)
     anchor = resolve_anchor(args.anchor, pipe.autoencoder, pipe.model)
     session = SessionConfig(seed=args.seed, anchor=anchor, lip_strength=args.lip_strength)
     result = measure_pose_following(
-        pipe, PixelProbe.from_pretrained(args.probe), languages, args.seconds, session
+        pipe, PixelProbe.from_pretrained(args.probe), args.languages, args.seconds, session
     )
     paths = write_pose_following(result, args.out)
     print(paths[1].read_text())

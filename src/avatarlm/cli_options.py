@@ -11,6 +11,11 @@ from typing import Any
 VIDEO_LIP_STRENGTH = 2.0
 
 
+def comma_list(text: str) -> list[str]:
+    """An argparse type: ``"en, es,"`` -> ``["en", "es"]``."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def add_device_argument(parser: Any) -> None:
     parser.add_argument(
         "--device", default="cpu", help="where the models run: cpu (default) or cuda (fp32 products use TF32)"

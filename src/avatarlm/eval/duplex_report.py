@@ -30,7 +30,7 @@ from avatarlm.eval.duplex_metrics import (
 from avatarlm.eval.eval_clips import EvalClip, dialogue_clips
 from avatarlm.eval.eval_generate import stream_clip
 from avatarlm.eval.lipsync import best_lag
-from avatarlm.eval.pixel_probe import PixelProbe, unscale
+from avatarlm.eval.pixel_probe import PixelProbe, probed_pose, unscale
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.session import SessionConfig
 
@@ -106,9 +106,7 @@ class DialogueScorer:
     def score(self, frames: np.ndarray, source: str) -> None:
         controls = self.probe.read(frames[1:])[0]
         mouth = unscale(controls[:, 0], "mouth_open").astype(np.float64)
-        yaw, pitch = (
-            unscale(controls[:, i], name).astype(np.float64) for i, name in ((3, "yaw"), (4, "pitch"))
-        )
+        yaw, pitch = probed_pose(controls).astype(np.float64).T[:2]
         s = self.scores
         s.closed[source] = closed_mouth_frames(mouth, self.listening)
         s.self_speech_mouth[source] = masked_lagged_correlations(

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from avatarlm.config import ComponentConfig, register_config
-from avatarlm.data.face import EXPRESSIONS, FACE_STATE_FIELDS
+from avatarlm.data.face import EXPRESSIONS, FACE_STATE_FIELDS, POSE_FIELDS
 from avatarlm.data.render_sampler import LIMITS
 from avatarlm.io import load_pretrained, save_model_folder
 
@@ -64,6 +64,11 @@ def unscale(values: np.ndarray, name: str) -> np.ndarray:
     """A probed column back in the control's own units (degrees for the head pose)."""
     lo, hi = LIMITS[name]
     return (np.asarray(values) + 1.0) / 2.0 * (hi - lo) + lo
+
+
+def probed_pose(controls: np.ndarray) -> np.ndarray:
+    """The probe's controls (N, len(PROBED)) -> (N, 3) head yaw / pitch / roll in degrees."""
+    return np.stack([unscale(controls[:, PROBED.index(f)], f) for f in POSE_FIELDS], axis=1)
 
 
 class PixelProbe(nn.Module):

@@ -23,12 +23,11 @@ import numpy as np
 from tqdm import tqdm
 
 from avatarlm.data.clip import FPS, make_clip, to_sample
-from avatarlm.data.face import POSE_FIELDS
 from avatarlm.eval.ae_quality import reconstruct_clip
 from avatarlm.eval.clip_metrics import pose_error
 from avatarlm.eval.eval_clips import EvalClip, clip_spec
 from avatarlm.eval.eval_generate import stream_clip
-from avatarlm.eval.pixel_probe import PixelProbe, unscale
+from avatarlm.eval.pixel_probe import PixelProbe, probed_pose
 from avatarlm.io import atomic_write_json
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.session import SessionConfig
@@ -47,12 +46,6 @@ def head_turn_clips(languages: tuple[str, ...] | list[str], seconds: float, size
         spec = replace(base, key=f"eval-turns-{language}", seed=seed, head_turns=True)
         clip = make_clip(spec, [])
         yield EvalClip(spec.key, language, clip.frames, clip_from_sample(to_sample(clip)))
-
-
-def probed_pose(probe: PixelProbe, frames: np.ndarray) -> np.ndarray:
-    """(N, 3) yaw / pitch / roll in degrees that the probe reads off ``frames`` (N, H, W, 3)."""
-    controls = probe.look(frames)[0]
-    return np.stack([unscale(controls[:, 3 + i], f) for i, f in enumerate(POSE_FIELDS)], axis=1)
 
 
 @dataclass
@@ -92,7 +85,7 @@ def measure_pose_following(
             "floor": np.repeat(clip.frames[:1], n, axis=0),
         }
         for source, frames in versions.items():
-            probed[source].append(probed_pose(probe, frames[1:]))
+            probed[source].append(probed_pose(probe.look(frames[1:])[0]))
         truth.append(clip.clip.pose[1:].astype(np.float64))
         keys.append(clip.key)
     true = np.concatenate(truth)

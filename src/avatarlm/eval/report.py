@@ -45,7 +45,7 @@ from avatarlm.eval.eval_clips import (
 from avatarlm.eval.eval_generate import looped, stream_clip, teacher_forced_frames
 from avatarlm.eval.image_metrics import psnr
 from avatarlm.eval.lipsync import lagged_correlations
-from avatarlm.eval.pixel_probe import PixelProbe, state_targets, unscale
+from avatarlm.eval.pixel_probe import PixelProbe, probed_pose, state_targets
 from avatarlm.pipeline.anchor import resolve_anchor
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.session import SessionConfig
@@ -157,8 +157,7 @@ class Scorer:
         mouth = controls[:, 0].astype(np.float64)
         into.mouth[source] = lagged_correlations(mouth, self.mouth, self.max_lag)
         into.envelope[source] = lagged_correlations(mouth, self.envelope, self.max_lag)
-        probed_pose = np.stack([unscale(controls[:, 3 + i], f) for i, f in enumerate(POSE_FIELDS)], axis=1)
-        into.pose_mae[source] = pose_error(probed_pose, self.pose).tolist()
+        into.pose_mae[source] = pose_error(probed_pose(controls), self.pose).tolist()
         into.instruction_hits[source] = span_accuracy(expression, self.expression, self.in_span)
         into.static[source] = float(static_distance(frames[1:], self.clip.frames[0], self.mask).mean())
         return mouth, frame_features(probed, frames[1:])
