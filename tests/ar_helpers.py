@@ -95,11 +95,13 @@ def random_pipeline_folder(
     modalities: tuple[str, ...] | None = None,
     num_actions: int = 5,
     mouth_channels: int = 0,
+    pose_delta: bool = False,
 ) -> Path:
     """A 64x64 pipeline with random weights (delta target, head opened) saved under ``root``; two audio
     streams make it a duplex model, ``chunk_size`` n > 1 the paper's layout, ``modalities`` e.g.
     ("action",) a world model (of ``num_actions`` actions), ``mouth_channels`` K an autoencoder whose first
-    K channels are declared the mouth's (as ``train ae --mouth-channels`` makes them)."""
+    K channels are declared the mouth's (as ``train ae --mouth-channels`` makes them), ``pose_delta`` a pose
+    encoder that also reads the change of pose (its branch drawn at random, not at zero)."""
     from dataclasses import replace
 
     import torch
@@ -115,6 +117,9 @@ def random_pipeline_folder(
     cond = replace(config.conditions, audio_streams=audio_streams)
     if modalities is not None:
         cond = replace(cond, modalities=modalities, num_actions=num_actions)
-    config = replace(config, conditions=cond)
-    folder = root / f"pipeline-{audio_streams}-{chunk_size}-{'-'.join(cond.modalities)}-{mouth_channels}"
-    return save_pipeline(folder, ae, open_head(ARModel(config), 0.05), "test")
+    config = replace(config, conditions=replace(cond, pose_delta=pose_delta))
+    model = ARModel(config)
+    if pose_delta:
+        torch.nn.init.normal_(model.conditions.encoders["pose"].delta.weight)
+    name = f"pipeline-{audio_streams}-{chunk_size}-{'-'.join(cond.modalities)}-{mouth_channels}-{int(pose_delta)}"
+    return save_pipeline(root / name, ae, open_head(model, 0.05), "test")

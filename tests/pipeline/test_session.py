@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from ae_helpers import randomize_fusions
+from ar_helpers import random_pipeline_folder
 from avatarlm.autoencoder import DCAutoencoder
 from avatarlm.conditions.pose import NUM_KEYPOINTS
 from avatarlm.conditions.projector import ConditionBatch
-from avatarlm.pipeline.folder import Pipeline
+from avatarlm.pipeline.folder import Pipeline, load_pipeline
 from avatarlm.pipeline.offline import generate_clip
 from avatarlm.pipeline.session import SessionConfig, StreamingSession
 
@@ -192,7 +193,14 @@ def test_lip_strength_guides_the_audio_and_keeps_the_session_rules(pipe, audio):
         model.step(model.start(ref, seed=3), cond, guidance=2.0)
 
 
-def test_pushed_pose_reaches_the_model_like_the_offline_conditions(pipe, audio):
+@pytest.fixture(scope="module")
+def pose_delta_pipe(tmp_path_factory):
+    return load_pipeline(random_pipeline_folder(tmp_path_factory.mktemp("delta"), pose_delta=True))
+
+
+@pytest.mark.parametrize("delta", [False, True], ids=["pose", "pose and its change"])
+def test_pushed_pose_reaches_the_model_like_the_offline_conditions(pipe, pose_delta_pipe, audio, delta):
+    pipe = pose_delta_pipe if delta else pipe
     n = 12
     rng = np.random.default_rng(3)
     pose = rng.uniform(-20, 20, (n, 3)).astype(np.float32)

@@ -63,6 +63,8 @@ def test_windows_align_latents_audio_and_pose(clips):
         np.testing.assert_array_equal(batch.latents[i, 0], clip.latents[w.reference])
         np.testing.assert_array_equal(batch.latents[i, 1:], clip.latents[w.start : w.start + frames - 1])
         np.testing.assert_array_equal(batch.conditions.pose[i], clip.pose[w.start : w.start + frames - 1])
+        np.testing.assert_array_equal(batch.conditions.pose_previous[i], clip.pose[w.reference])
+        np.testing.assert_array_equal(batch.conditions.keypoints_previous[i], clip.keypoints[w.reference])
         face = clip.truth["face"][w.start : w.start + frames - 1]
         np.testing.assert_array_equal(batch.face[i, :, 0], face[:, FACE_STATE_FIELDS.index("mouth_open")])
         # audio sample 0 is H frames before the frame preceding f_1, and it runs L frames past the last
@@ -97,6 +99,11 @@ def test_references_from_elsewhere_stay_outside_the_window(clips):
     for w in sampler.draw(np.random.default_rng(1), 200):
         assert not w.start <= w.reference < w.start + 4
         assert 0 <= w.reference < sampler.clips[w.clip].n_frames
+    # a delta target counts the first frame's change from the reference: so does the pose's change
+    windows = sampler.draw(np.random.default_rng(2), 4)
+    batch = sampler.collate(windows)
+    for i, w in enumerate(windows):
+        np.testing.assert_array_equal(batch.conditions.pose_previous[i], sampler.clips[w.clip].pose[w.reference])
 
 
 def test_only_enabled_modalities_are_collated(clips):

@@ -88,6 +88,17 @@ def test_the_duplex_model_starts_from_exactly_the_mono_weights(data, mono, tmp_p
     assert all(torch.equal(v, again[k]) for k, v in got.items())
 
 
+def test_a_pose_change_branch_starts_at_zero_on_a_model_trained_without_it(mono):
+    pipe = load_pipeline(mono)
+    cfg = duplex_train_config(pipe.model, {"model.conditions.pose_delta": True})
+    start = duplex_state(pipe.model, ARModel(cfg.model))
+    added = {k for k in start if k.startswith("conditions.encoders.pose.delta.")}
+    assert added == {"conditions.encoders.pose.delta.weight", "conditions.encoders.pose.delta.bias"}
+    assert all(start[k].eq(0).all() for k in added)
+    before = pipe.model.state_dict()
+    assert all(torch.equal(start[k], before[k]) for k in start.keys() - added - {SLOT_EMBEDDING, NULL_AUDIO})
+
+
 def test_another_architecture_is_refused_with_one_clear_error(mono):
     pipe = load_pipeline(mono)
     for change in ({"model.backbone.num_layers": 3}, {"model.backbone.intermediate_size": 96}):

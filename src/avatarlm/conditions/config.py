@@ -81,6 +81,9 @@ class ConditionConfig(ComponentConfig):
     # pose: yaw/pitch/roll + K keypoints -> MLP
     pose_tokens: int = 1
     pose_hidden: int = 128
+    # also read each frame's change of pose since the frame before (what a delta target moves by); the
+    # branch starts at zero, so a model trained without it loads into one with it unchanged
+    pose_delta: bool = False
     # text: sentence encoder ("bytes": trainable byte-level transformer; "minilm": frozen, English only)
     text_encoder: str = "bytes"
     text_tokens: int = 1

@@ -36,6 +36,8 @@ class ConditionBatch:
         first frames see real audio context, as in a running session).
     audio_tokens: (B, F, S * audio_tokens, d), already encoded, e.g. by :class:`AudioStreamState`.
     pose: (B, F, 3) yaw/pitch/roll in degrees, with keypoints: (B, F, K, 2) in [0, 1].
+    pose_previous / keypoints_previous: (B, 3) / (B, K, 2), the pose of the frame before the first, read by
+        an encoder with ``pose_delta`` (the change of the first frame); without them that change is zero.
     text: texts[b][f], the instruction or caption active at frame f, None or "" for none.
     action: (B, F) integer ids, -1 for none.
     num_frames / batch_size: needed only when they cannot be read from the fields.
@@ -46,6 +48,8 @@ class ConditionBatch:
     audio_tokens: torch.Tensor | None = None
     pose: torch.Tensor | None = None
     keypoints: torch.Tensor | None = None
+    pose_previous: torch.Tensor | None = None
+    keypoints_previous: torch.Tensor | None = None
     text: Sequence[Sequence[str | None]] | None = None
     action: torch.Tensor | None = None
     num_frames: int | None = None
@@ -130,7 +134,10 @@ class ConditionEncoder(nn.Module):
         if m == "pose":
             if batch.pose is None or batch.keypoints is None:
                 return None
-            tokens = enc(batch.pose, batch.keypoints)
+            previous = None
+            if batch.pose_previous is not None and batch.keypoints_previous is not None:
+                previous = (batch.pose_previous, batch.keypoints_previous)
+            tokens = enc(batch.pose, batch.keypoints, previous)
             return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=device)
         if m == "text":
             return None if batch.text is None else enc(batch.text)
@@ -156,6 +163,8 @@ class ConditionEncoder(nn.Module):
             and batch.keypoints is not None
         ):
             raise ValueError("pose and keypoints must be given together")
+        if (batch.pose_previous is None) != (batch.keypoints_previous is None):
+            raise ValueError("pose_previous and keypoints_previous must be given together")
         if batch.text is not None:
             seen["text"] = (len(batch.text), len(batch.text[0]) if len(batch.text) else 0)
         if batch.audio is not None and batch.audio_tokens is not None:

@@ -166,6 +166,7 @@ class StreamingSession:
         self._text: str | None = None
         self._spans: list[tuple[float, float, str]] = []  # (start s, end s, instruction) pushed with a span
         self._pose: tuple[torch.Tensor, torch.Tensor] | None = None  # (1, 1, 3), (1, 1, K, 2)
+        self._pose_before: tuple[torch.Tensor, torch.Tensor] | None = None  # the last frame's, (1, 3), (1, K, 2)
         self._tokens: deque[torch.Tensor] = deque()  # audio tokens (S*T, d) or action ids of frames to come
         self._arrival: deque[float] = deque()  # when each of those became available
         self._kept: list[KeptFrame] = []
@@ -360,15 +361,18 @@ class StreamingSession:
         texts = [[self._text_at((k + 1 + i) / self.fps) for i in range(take)]] if self._takes_text else None
         self._spans = [sp for sp in self._spans if sp[1] > k / self.fps]  # bounded
         pose, keypoints = self._pose if self._pose is not None else (None, None)
+        before = self._pose_before or (None, None)  # for a pose encoder that reads the change of pose
         if pose is not None and keypoints is not None:
             pose, keypoints = pose.expand(1, take, -1), keypoints.expand(1, take, -1, -1)
+        self._pose_before = None if self._pose is None else (self._pose[0][:, 0], self._pose[1][:, 0])
         batch = ConditionBatch(audio_tokens=audio, text=texts, pose=pose, keypoints=keypoints, action=action,
+                               pose_previous=before[0], keypoints_previous=before[1],
                                batch_size=1, num_frames=take)  # fmt: skip
         cond = model.encode_conditions(batch)
         if self.config.guided:  # row 1: the same frames without the driving stream (null audio or actions)
             unguided = ConditionBatch(
                 text=texts, pose=pose, keypoints=keypoints, action=action if self._clock == "audio" else None,
-                batch_size=1, num_frames=take,
+                pose_previous=before[0], keypoints_previous=before[1], batch_size=1, num_frames=take,
             )  # fmt: skip
             cond = torch.cat([cond, model.encode_conditions(unguided)])
         if take < n:

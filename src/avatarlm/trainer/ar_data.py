@@ -217,7 +217,7 @@ class WindowSampler:
             )
             parts.append(
                 window_conditions(
-                    c, w.start, span, self.history, self.audio_streams, self.spf, self.lookahead
+                    c, w.start, span, self.history, self.audio_streams, self.spf, self.lookahead, w.reference
                 )
             )
             if self.face_columns:
@@ -235,11 +235,14 @@ def window_conditions(
     audio_streams: int = 1,
     spf: int = 640,
     lookahead: int = 0,
+    previous: int | None = None,
 ) -> dict[str, Any]:
     """The conditions of clip frames ``start .. start + count - 1``: pose, keypoints, texts, the action
     ids taken before them (when the clip has them), and audio (S, (history + count + lookahead) * spf) from
     ``history`` frames before frame ``start - 1``: the last ``lookahead`` frames of it are the look-ahead of
-    the last frames; silence outside the clip."""
+    the last frames; silence outside the clip; and the pose and keypoints of frame ``previous`` (default
+    ``start - 1``; a window's f_0, which a delta target counts the first frame's change from), for a pose
+    encoder with ``pose_delta``."""
     n = (history + count + lookahead) * spf
     begin = (start - 1 - history) * spf
     audio = np.zeros((audio_streams, n), dtype=np.float32)
@@ -248,6 +251,8 @@ def window_conditions(
         audio[:, lo - begin : hi - begin] = clip.audio[:audio_streams, lo:hi]
     sl = slice(start, start + count)
     parts = {"audio": audio, "pose": clip.pose[sl], "keypoints": clip.keypoints[sl], "text": clip.texts[sl]}
+    before = max(start - 1, 0) if previous is None else previous
+    parts["pose_previous"], parts["keypoints_previous"] = clip.pose[before], clip.keypoints[before]
     if "action" in clip.truth:
         parts["action"] = clip.truth["action"][sl]
     return parts
@@ -267,6 +272,11 @@ def stack_conditions(
     if "pose" in modalities:
         cond.pose = torch.from_numpy(np.stack([p["pose"] for p in parts])).to(device)
         cond.keypoints = torch.from_numpy(np.stack([p["keypoints"] for p in parts])).to(device)
+        if all("pose_previous" in p for p in parts):
+            cond.pose_previous = torch.from_numpy(np.stack([p["pose_previous"] for p in parts])).to(device)
+            cond.keypoints_previous = torch.from_numpy(
+                np.stack([p["keypoints_previous"] for p in parts])
+            ).to(device)
     if "text" in modalities:
         cond.text = [p["text"] for p in parts]
     if "action" in modalities:

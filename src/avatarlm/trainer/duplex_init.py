@@ -4,7 +4,9 @@ A mono and a duplex model of one config share every weight except two that count
 frame: the slot embeddings (``[audio][pose][text]...`` becomes ``[self audio][partner audio][pose]...``)
 and the null audio tokens (one set per stream). The self rows keep the mono weights and the partner rows
 start as copies of them, so the partner's audio enters the backbone as audio the model knows, told apart
-by the stream embedding (which both models already hold). A duplex source is taken as it is.
+by the stream embedding (which both models already hold). A duplex source is taken as it is. Parts that
+start at zero (``STARTS_AT_ZERO``, e.g. the pose encoder's change branch, ``pose_delta``) may be missing from
+the source: the target keeps their zeros, so it starts as the source model.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from avatarlm.model import ARModel
 
 SLOT_EMBEDDING = "conditions.slot_embedding"
 NULL_AUDIO = "conditions.null_tokens.audio"
+STARTS_AT_ZERO = ("conditions.encoders.pose.delta.",)
 
 
 def _with_partner_rows(rows: torch.Tensor, audio: slice) -> torch.Tensor:
@@ -35,6 +38,9 @@ def duplex_state(source: ARModel, target: ARModel) -> dict[str, torch.Tensor]:
         audio = source.conditions.slots["audio"]
         state[SLOT_EMBEDDING] = _with_partner_rows(state[SLOT_EMBEDDING], audio)
         state[NULL_AUDIO] = _with_partner_rows(state[NULL_AUDIO], slice(0, len(state[NULL_AUDIO])))
+    for key in wanted.keys() - state.keys():
+        if key.startswith(STARTS_AT_ZERO):
+            state[key] = wanted[key].detach().clone()
     missing = sorted(wanted.keys() - state.keys())
     unexpected = sorted(state.keys() - wanted.keys())
     reshaped = [
