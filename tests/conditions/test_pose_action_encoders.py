@@ -49,7 +49,10 @@ def test_the_change_branch_starts_at_zero_and_then_reads_the_change_of_pose():
     torch.manual_seed(0)
     plain = PoseEncoder(ConditionConfig.preset("tiny"))
     delta = PoseEncoder(ConditionConfig.preset("tiny", pose_delta=True))
-    assert delta.load_state_dict(plain.state_dict(), strict=False).missing_keys == ["delta.weight", "delta.bias"]
+    assert delta.load_state_dict(plain.state_dict(), strict=False).missing_keys == [
+        "delta.weight",
+        "delta.bias",
+    ]
     pose, keypoints = _turning_pose(6)
     torch.testing.assert_close(delta(pose, keypoints), plain(pose, keypoints), atol=0, rtol=0)
     torch.nn.init.normal_(delta.delta.weight)
@@ -72,6 +75,8 @@ def test_the_change_branch_streamed_frame_by_frame_equals_the_whole_clip():
         for i in range(1, 7)
     ]
     torch.testing.assert_close(torch.cat(frames, dim=1), whole, atol=1e-6, rtol=0)
-    assert not torch.allclose(whole[:, 0], enc(pose[:, 1:], keypoints[:, 1:])[:, 0])  # the previous pose counts
+    assert not torch.allclose(
+        whole[:, 0], enc(pose[:, 1:], keypoints[:, 1:])[:, 0]
+    )  # the previous pose counts
     with pytest.raises(ValueError, match="previous pose"):
         enc(pose, keypoints, previous=(pose[:, 0, :2], keypoints[:, 0]))

@@ -103,7 +103,9 @@ def test_references_from_elsewhere_stay_outside_the_window(clips):
     windows = sampler.draw(np.random.default_rng(2), 4)
     batch = sampler.collate(windows)
     for i, w in enumerate(windows):
-        np.testing.assert_array_equal(batch.conditions.pose_previous[i], sampler.clips[w.clip].pose[w.reference])
+        np.testing.assert_array_equal(
+            batch.conditions.pose_previous[i], sampler.clips[w.clip].pose[w.reference]
+        )
 
 
 def test_only_enabled_modalities_are_collated(clips):

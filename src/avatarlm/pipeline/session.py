@@ -166,7 +166,7 @@ class StreamingSession:
         self._text: str | None = None
         self._spans: list[tuple[float, float, str]] = []  # (start s, end s, instruction) pushed with a span
         self._pose: tuple[torch.Tensor, torch.Tensor] | None = None  # (1, 1, 3), (1, 1, K, 2)
-        self._pose_before: tuple[torch.Tensor, torch.Tensor] | None = None  # the last frame's, (1, 3), (1, K, 2)
+        self._pose_before: tuple[torch.Tensor, torch.Tensor] | None = None  # the last frame's pose
         self._tokens: deque[torch.Tensor] = deque()  # audio tokens (S*T, d) or action ids of frames to come
         self._arrival: deque[float] = deque()  # when each of those became available
         self._kept: list[KeptFrame] = []
