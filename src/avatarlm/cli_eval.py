@@ -102,7 +102,7 @@ def add_eval_parser(sub: Any) -> None:
         help="free-running sessions of unseen faces whose heads turn on their own: does the head follow?",
     )
     pose.add_argument("--model", required=True, help="pipeline folder (a model that takes pose)")
-    pose.add_argument("--out", required=True, help="folder for pose.json, pose.md and pose_yaw.png")
+    pose.add_argument("--out", required=True, help="folder for pose.json, pose.md and pose_traces.png")
     pose.add_argument("--probe", default="models/probe", help="pixel probe folder (default: models/probe)")
     pose.add_argument(
         "--languages",

@@ -36,9 +36,9 @@ def test_measure_reads_the_ceiling_close_and_the_still_floor_far():
     result = measure_pose_following(
         pipe, PixelProbe.from_pretrained("models/probe"), ["en"], 6.0, progress=False
     )
-    assert set(result.mae) == set(result.yaw_r) == set(SOURCES)
+    assert set(result.mae) == set(result.r) == set(SOURCES)
     assert result.frames == len(result.traces["truth"]) == len(result.traces["with pose"])
-    assert result.yaw_r["ceiling"] > 0.8 and result.yaw_r["floor"] == 0.0
+    assert result.r["ceiling"][0] > 0.8 and result.r["ceiling"][1] > 0.5 and result.r["floor"] == [0.0] * 3
     assert result.mae["ceiling"][0] < result.mae["floor"][0]
 
 
@@ -52,7 +52,9 @@ def test_cli_writes_the_table_and_the_plot_and_refuses_bad_input(folder, tmp_pat
     )
     numbers = json.loads((out / "pose.json").read_text())
     assert numbers["clips"] == ["eval-turns-el"] and numbers["anchor"] is not None
-    assert "| with pose |" in (out / "pose.md").read_text() and (out / "pose_yaw.png").stat().st_size > 1000
+    assert (
+        "| with pose |" in (out / "pose.md").read_text() and (out / "pose_traces.png").stat().st_size > 1000
+    )
     bad = tmp_path / "bad"
     assert main(["eval", "pose", "--model", str(folder), "--out", str(bad), "--languages", "xx"]) == 2
     assert "unknown language 'xx'" in capsys.readouterr().err and not bad.exists()

@@ -8,8 +8,9 @@ is streamed twice from its first frame, with its audio both times: once pushing 
 (``with pose``) and once without (``no pose``); the pixel probe reads the head pose of every frame of both,
 of the autoencoder's reconstruction (``ceiling``) and of the first frame held still (``floor``).
 
-Measures per source: the mean absolute yaw / pitch / roll error (degrees) against the true pose, and the
-correlation of the probed yaw with the true yaw over all frames (how much of the turning it shows).
+Measures per source: the mean absolute yaw / pitch / roll error (degrees) against the true pose, and per
+angle the correlation of the probed with the true angle inside each clip, averaged over the clips (how much
+of the turning it shows; 0 where the probed angle does not move, e.g. the still floor).
 """
 
 from __future__ import annotations
@@ -50,14 +51,16 @@ def head_turn_clips(languages: tuple[str, ...] | list[str], seconds: float, size
 
 @dataclass
 class PoseFollowing:
-    """Per source: yaw / pitch / roll MAE in degrees and the correlation of probed with true yaw, over the
-    frames 1.. of every clip; ``traces``: the first clip's true and probed yaw per source."""
+    """Per source, over the frames 1.. of every clip: yaw / pitch / roll MAE in degrees and yaw / pitch /
+    roll correlation of probed with true angle within a clip, averaged over the clips; ``traces``: the first
+    clip's true and probed yaw and pitch per source (``"truth"``, ``"truth pitch"``, ``source``,
+    ``"source pitch"``)."""
 
     clips: list[str]
     frames: int
     anchor: float | None
     mae: dict[str, list[float]]
-    yaw_r: dict[str, float]
+    r: dict[str, list[float]]
     traces: dict[str, list[float]]
 
 
@@ -89,18 +92,31 @@ def measure_pose_following(
         truth.append(clip.clip.pose[1:].astype(np.float64))
         keys.append(clip.key)
     true = np.concatenate(truth)
-    mae, yaw_r = {}, {}
+    mae, r = {}, {}
     for source in SOURCES:
-        got = np.concatenate(probed[source])
-        mae[source] = pose_error(got, true).tolist()
-        yaw_r[source] = float(np.corrcoef(got[:, 0], true[:, 0])[0, 1]) if got[:, 0].std() > 1e-3 else 0.0
-    traces = {"truth": truth[0][:, 0].tolist(), **{s: probed[s][0][:, 0].tolist() for s in SOURCES}}
+        mae[source] = pose_error(np.concatenate(probed[source]), true).tolist()
+        r[source] = np.mean(
+            [_correlations(g, t) for g, t in zip(probed[source], truth, strict=True)], 0
+        ).tolist()
+    traces = {"truth": truth[0][:, 0].tolist(), "truth pitch": truth[0][:, 1].tolist()}
+    for s in SOURCES:
+        traces[s], traces[f"{s} pitch"] = probed[s][0][:, 0].tolist(), probed[s][0][:, 1].tolist()
     anchor = session.anchor if session is not None else None
-    return PoseFollowing(keys, len(true), anchor, mae, yaw_r, traces)
+    return PoseFollowing(keys, len(true), anchor, mae, r, traces)
+
+
+def _correlations(got: np.ndarray, true: np.ndarray) -> list[float]:
+    """Pearson r of each angle (column); 0 where either side does not move."""
+    out = []
+    for i in range(got.shape[1]):
+        moving = got[:, i].std() > 1e-3 and true[:, i].std() > 1e-3
+        out.append(float(np.corrcoef(got[:, i], true[:, i])[0, 1]) if moving else 0.0)
+    return out
 
 
 def write_pose_following(result: PoseFollowing, out: str | Path) -> list[Path]:
-    """pose.json, pose.md (the table) and pose_yaw.png (the first clip's yaw: truth and each source)."""
+    """pose.json, pose.md (the table) and pose_traces.png (the first clip's yaw and pitch: truth and each
+    source)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,10 +126,11 @@ def write_pose_following(result: PoseFollowing, out: str | Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / "pose.json", asdict(result))
     rows = [
-        "| source | yaw / pitch / roll MAE, deg | yaw r with the truth |",
+        "| source | yaw / pitch / roll MAE, deg | yaw / pitch / roll r with the truth (within a clip) |",
         "|---|---|---|",
         *(
-            f"| {s} | {' / '.join(f'{v:.1f}' for v in result.mae[s])} | {result.yaw_r[s]:+.2f} |"
+            f"| {s} | {' / '.join(f'{v:.1f}' for v in result.mae[s])} | "
+            f"{' / '.join(f'{v:+.2f}' for v in result.r[s])} |"
             for s in SOURCES
         ),
     ]
@@ -122,16 +139,17 @@ def write_pose_following(result: PoseFollowing, out: str | Path) -> list[Path]:
         f"{result.anchor}):\n\n" + "\n".join(rows) + "\n"
     )
     (folder / "pose.md").write_text(text)
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, axes = plt.subplots(2, 1, figsize=(9, 5.6), sharex=True)
     t = np.arange(1, len(result.traces["truth"]) + 1) / FPS
-    ax.plot(t, result.traces["truth"], color="black", lw=2, label="true yaw")
-    for source, color in zip(("with pose", "no pose", "ceiling"), ("C0", "C3", "C2"), strict=True):
-        ax.plot(t, result.traces[source], color=color, lw=1.2, label=f"probed: {source}")
-    ax.set_xlabel("s")
-    ax.set_ylabel("yaw, deg")
-    ax.set_title(f"{result.clips[0]}: the head given a pose that turns on its own")
-    ax.legend(loc="upper right", fontsize=8, ncol=2)
+    for ax, angle, suffix in zip(axes, ("yaw", "pitch"), ("", " pitch"), strict=True):
+        ax.plot(t, result.traces[f"truth{suffix}"], color="black", lw=2, label=f"true {angle}")
+        for source, color in zip(("with pose", "no pose", "ceiling"), ("C0", "C3", "C2"), strict=True):
+            ax.plot(t, result.traces[f"{source}{suffix}"], color=color, lw=1.2, label=f"probed: {source}")
+        ax.set_ylabel(f"{angle}, deg")
+        ax.legend(loc="upper right", fontsize=8, ncol=2)
+    axes[0].set_title(f"{result.clips[0]}: the head given a pose that turns on its own")
+    axes[1].set_xlabel("s")
     fig.tight_layout()
-    fig.savefig(folder / "pose_yaw.png", dpi=110)
+    fig.savefig(folder / "pose_traces.png", dpi=110)
     plt.close(fig)
-    return [folder / "pose.json", folder / "pose.md", folder / "pose_yaw.png"]
+    return [folder / "pose.json", folder / "pose.md", folder / "pose_traces.png"]
