@@ -10,7 +10,7 @@ from avatarlm.cli import main
 from avatarlm.data.splits import identity_split
 from avatarlm.eval.eval_clips import evaluation_clips
 from avatarlm.eval.pixel_probe import PixelProbe
-from avatarlm.eval.pose_following import SOURCES, head_turn_clips, measure_pose_following
+from avatarlm.eval.pose_following import SOURCES, STEP_SOURCES, head_turn_clips, measure_pose_following
 from avatarlm.pipeline.folder import load_pipeline
 
 
@@ -40,6 +40,9 @@ def test_measure_reads_the_ceiling_close_and_the_still_floor_far():
     assert result.frames == len(result.traces["truth"]) == len(result.traces["with pose"])
     assert result.r["ceiling"][0] > 0.8 and result.r["ceiling"][1] > 0.5 and result.r["floor"] == [0.0] * 3
     assert result.mae["ceiling"][0] < result.mae["floor"][0]
+    # one step ahead the reconstruction's change follows the true change; a model's is measured alike
+    assert set(result.step_r) == set(STEP_SOURCES) and result.step_r["ceiling"][1] > 0.3
+    assert all(len(v) == 3 and all(-1 <= x <= 1 for x in v) for v in result.step_r.values())
 
 
 def test_cli_writes_the_table_and_the_plot_and_refuses_bad_input(folder, tmp_path, capsys):

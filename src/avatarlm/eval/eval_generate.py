@@ -77,13 +77,15 @@ def stream_clip(
 
 @torch.no_grad()
 def teacher_forced_frames(
-    pipe: Pipeline, frames: np.ndarray, clip: ARClip, window: int = 31, seed: int = 0
+    pipe: Pipeline, frames: np.ndarray, clip: ARClip, window: int = 31, seed: int = 0, push_pose: bool = True
 ) -> np.ndarray:
     """Frames 1..N-1 (N-1, H, W, 3), each predicted one step ahead from the true history (encoded by the
     pipeline's AE, at the inference noise level) in windows of ``window`` frames with the window's first
-    frame as f_0 (as in training); every window's predictions are decoded as one stream."""
+    frame as f_0 (as in training); every window's predictions are decoded as one stream. Without
+    ``push_pose`` the model gets its null pose tokens."""
     model, ae = pipe.model.eval(), pipe.autoencoder.eval()
     cfg = model.config.conditions
+    modalities = [m for m in cfg.modalities if push_pose or m != "pose"]
     receptive = AudioEncoder(cfg).receptive_field_frames if "audio" in cfg.modalities else 0
     out = []
     for s in range(0, len(frames) - 1, window - 1):
@@ -93,7 +95,7 @@ def teacher_forced_frames(
         parts = window_conditions(
             clip, s + 1, stop - s - 1, history, cfg.audio_streams, cfg.samples_per_frame, cfg.lookahead_frames
         )
-        cond = model.encode_conditions(stack_conditions([parts], cfg.modalities, history))
+        cond = model.encode_conditions(stack_conditions([parts], modalities, history))
         hidden = teacher_forced_hidden(pipe, latents, cond, seed)
         change = predicted_changes(pipe, latents, hidden, draws=1, seed=seed + s)
         out.append(decode_tokens(ae, latents[:-1] + change, frames[0]))

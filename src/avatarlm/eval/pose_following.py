@@ -11,6 +11,12 @@ of the autoencoder's reconstruction (``ceiling``) and of the first frame held st
 Measures per source: the mean absolute yaw / pitch / roll error (degrees) against the true pose, and per
 angle the correlation of the probed with the true angle inside each clip, averaged over the clips (how much
 of the turning it shows; 0 where the probed angle does not move, e.g. the still floor).
+
+One step ahead: every frame is also predicted from the true history (teacher-forced, as in training), with
+and without the pose; per angle, the probed change from the true frame before (probe(predicted f_t) -
+probe(true f_{t-1})) is correlated with the true change of pose, over all frames. This tells a model that
+does not move the head at all apart from one whose free-running head loses its way; the AE reconstruction's
+one-step change is its ceiling (the probe's noise bounds it, most for yaw, whose steps are small).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from avatarlm.data.clip import FPS, make_clip, to_sample
 from avatarlm.eval.ae_quality import reconstruct_clip
 from avatarlm.eval.clip_metrics import pose_error
 from avatarlm.eval.eval_clips import EvalClip, clip_spec
-from avatarlm.eval.eval_generate import stream_clip
+from avatarlm.eval.eval_generate import stream_clip, teacher_forced_frames
 from avatarlm.eval.pixel_probe import PixelProbe, probed_pose
 from avatarlm.io import atomic_write_json
 from avatarlm.pipeline.folder import Pipeline
@@ -36,6 +42,7 @@ from avatarlm.trainer.ar_data import clip_from_sample
 
 POSE_LANGUAGES = ("en", "es", "zh", "el")
 SOURCES = ("with pose", "no pose", "ceiling", "floor")
+STEP_SOURCES = ("teacher-forced, with pose", "teacher-forced, no pose", "ceiling")
 
 
 def head_turn_clips(languages: tuple[str, ...] | list[str], seconds: float, size: int) -> Iterator[EvalClip]:
@@ -54,7 +61,8 @@ class PoseFollowing:
     """Per source, over the frames 1.. of every clip: yaw / pitch / roll MAE in degrees and yaw / pitch /
     roll correlation of probed with true angle within a clip, averaged over the clips; ``traces``: the first
     clip's true and probed yaw and pitch per source (``"truth"``, ``"truth pitch"``, ``source``,
-    ``"source pitch"``)."""
+    ``"source pitch"``); ``step_r``: per source of one-step frames, the yaw / pitch / roll correlation of
+    the probed change from the true frame before with the true change."""
 
     clips: list[str]
     frames: int
@@ -62,6 +70,7 @@ class PoseFollowing:
     mae: dict[str, list[float]]
     r: dict[str, list[float]]
     traces: dict[str, list[float]]
+    step_r: dict[str, list[float]]
 
 
 def measure_pose_following(
@@ -78,8 +87,10 @@ def measure_pose_following(
         raise ValueError(f"clips need at least 2 s, got {seconds}")
     size = pipe.autoencoder.config.image_height
     probed: dict[str, list[np.ndarray]] = {s: [] for s in SOURCES}
+    steps: dict[str, list[np.ndarray]] = {s: [] for s in STEP_SOURCES}
     truth, keys = [], []
-    for clip in tqdm(list(head_turn_clips(languages, seconds, size)), desc="pose", disable=not progress):
+    clips = list(head_turn_clips(languages, seconds, size))
+    for clip in tqdm(clips, desc="pose", disable=not progress):
         n, reference = clip.frames.shape[0], clip.frames[0]
         versions = {
             "with pose": stream_clip(pipe, clip.clip, reference, n, session)[0],
@@ -89,9 +100,16 @@ def measure_pose_following(
         }
         for source, frames in versions.items():
             probed[source].append(probed_pose(probe.look(frames[1:])[0]))
+        before = probed_pose(probe.look(clip.frames[:-1])[0])  # the true frames f_0 .. f_{N-2}
+        for source, push in zip(STEP_SOURCES[:2], (True, False), strict=True):
+            predicted = teacher_forced_frames(pipe, clip.frames, clip.clip, push_pose=push)
+            steps[source].append(probed_pose(probe.look(predicted)[0]) - before)
+        steps["ceiling"].append(probed["ceiling"][-1] - before)
         truth.append(clip.clip.pose[1:].astype(np.float64))
         keys.append(clip.key)
     true = np.concatenate(truth)
+    change = np.concatenate([np.diff(c.clip.pose[:, :3].astype(np.float64), axis=0) for c in clips])
+    step_r = {s: _correlations(np.concatenate(steps[s]), change) for s in STEP_SOURCES}
     mae, r = {}, {}
     for source in SOURCES:
         mae[source] = pose_error(np.concatenate(probed[source]), true).tolist()
@@ -102,7 +120,7 @@ def measure_pose_following(
     for s in SOURCES:
         traces[s], traces[f"{s} pitch"] = probed[s][0][:, 0].tolist(), probed[s][0][:, 1].tolist()
     anchor = session.anchor if session is not None else None
-    return PoseFollowing(keys, len(true), anchor, mae, r, traces)
+    return PoseFollowing(keys, len(true), anchor, mae, r, traces, step_r)
 
 
 def _correlations(got: np.ndarray, true: np.ndarray) -> list[float]:
@@ -134,9 +152,14 @@ def write_pose_following(result: PoseFollowing, out: str | Path) -> list[Path]:
             for s in SOURCES
         ),
     ]
+    step_rows = [
+        "| one step ahead | yaw / pitch / roll r of the change with the true change |",
+        "|---|---|",
+        *(f"| {s} | {' / '.join(f'{v:+.2f}' for v in result.step_r[s])} |" for s in STEP_SOURCES),
+    ]
     text = (
         f"Head-turn clips ({', '.join(result.clips)}; {result.frames} frames; session anchor "
-        f"{result.anchor}):\n\n" + "\n".join(rows) + "\n"
+        f"{result.anchor}):\n\n" + "\n".join(rows) + "\n\n" + "\n".join(step_rows) + "\n"
     )
     (folder / "pose.md").write_text(text)
     fig, axes = plt.subplots(2, 1, figsize=(9, 5.6), sharex=True)
