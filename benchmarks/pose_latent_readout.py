@@ -1,0 +1,110 @@
+"""Does an AR model's predicted latent change carry the head's turn? Read in latent space, without the probe.
+
+A ridge regression from the true latent change (f_t - f_{t-1}, all tokens x channels) to the true change of
+yaw / pitch / roll is fitted on training clips of a cached-latent dataset and checked on its test clips
+(how well the autoencoder's latents hold each angle's motion). Then each model predicts every test frame's
+change one step ahead from the true history (teacher-forced, with its conditions, mean of 4 draws), and the
+same regression reads those predictions as pose changes: their correlation with the true change says how
+much of each angle's motion the model draws, free of the pixel probe's noise. For scale, the last true change
+carried on to the next frame (momentum, which the history shows) is read the same way. It also prints where the
+regression looks for yaw and pitch (its weight per token of the 4x4 grid).
+
+    python benchmarks/pose_latent_readout.py --data data/synth128_turns --tag ae \
+        --model bundled=models/tiny --model delta=runs/dx_pdelta/pipeline
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from avatarlm.conditions.audio import AudioEncoder
+from avatarlm.eval.audio_use import predicted_changes, teacher_forced_hidden
+from avatarlm.pipeline.folder import Pipeline, load_pipeline
+from avatarlm.trainer.ar_data import ARClip, load_ar_clips, stack_conditions, window_conditions
+
+ANGLES = ("yaw", "pitch", "roll")
+
+
+def changes(clips: list[ARClip]) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, T*C) latent changes and (frames, 3) pose changes of every clip, concatenated."""
+    lat = [np.diff(c.latents.astype(np.float64), axis=0).reshape(c.n_frames - 1, -1) for c in clips]
+    pose = [np.diff(c.pose.astype(np.float64), axis=0) for c in clips]
+    return np.concatenate(lat), np.concatenate(pose)
+
+
+@torch.no_grad()
+def teacher_forced_changes(pipe: Pipeline, clips: list[ARClip], window: int = 31) -> np.ndarray:
+    """(frames, T*C) the model's mean predicted change of every frame 1.. of every clip, from the true history."""
+    model = pipe.model.eval()
+    cfg = model.config.conditions
+    receptive = AudioEncoder(cfg).receptive_field_frames if "audio" in cfg.modalities else 0
+    out = []
+    for clip in clips:
+        latents = torch.from_numpy(clip.latents.astype(np.float32))
+        for s in range(0, len(latents) - 1, window - 1):
+            stop = min(s + window, len(latents))
+            history = min(s, receptive)
+            parts = window_conditions(
+                clip,
+                s + 1,
+                stop - s - 1,
+                history,
+                cfg.audio_streams,
+                cfg.samples_per_frame,
+                cfg.lookahead_frames,
+            )
+            cond = model.encode_conditions(stack_conditions([parts], cfg.modalities, history))
+            hidden = teacher_forced_hidden(pipe, latents[s:stop], cond)
+            out.append(predicted_changes(pipe, latents[s:stop], hidden, draws=4).flatten(1).numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def correlations(a: np.ndarray, b: np.ndarray) -> list[float]:
+    return [float(np.corrcoef(a[:, i], b[:, i])[0, 1]) for i in range(a.shape[1])]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="dataset folder with cached latents")
+    parser.add_argument("--tag", required=True, help="latent set (the autoencoder the models work in)")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PIPELINE")
+    parser.add_argument("--train-clips", type=int, default=120)
+    parser.add_argument("--test-clips", type=int, default=8)
+    parser.add_argument("--ridge", type=float, default=10.0)
+    args = parser.parse_args()
+    x, y = changes(load_ar_clips(args.data, args.tag, "train", False)[: args.train_clips])
+    weights = np.linalg.solve(x.T @ x + args.ridge * np.eye(x.shape[1]), x.T @ y)  # (T*C, 3)
+    test = load_ar_clips(args.data, args.tag, "test", False)[: args.test_clips]
+    x_test, y_test = changes(test)
+    read = x_test @ weights
+    tokens = test[0].latents.shape[1]
+    side = int(round(tokens**0.5))
+    print(
+        f"{len(test)} test clips, {len(y_test)} frames; r of the read-out with the true change, {'/'.join(ANGLES)}"
+    )
+    print(
+        f"  true latent change (the autoencoder's):  {' / '.join(f'{v:+.2f}' for v in correlations(read, y_test))}"
+    )
+    momentum = np.concatenate([changes([c])[0][:-1] for c in test]) @ weights  # f_{t-1} - f_{t-2} for f_t
+    later = np.concatenate([changes([c])[1][1:] for c in test])
+    print(
+        f"  the last true change carried on:          {' / '.join(f'{v:+.2f}' for v in correlations(momentum, later))}"
+    )
+    for name, path in (m.split("=", 1) for m in args.model):
+        predicted = teacher_forced_changes(load_pipeline(path), test) @ weights
+        ratio = predicted.std(0) / read.std(0)
+        print(
+            f"  {name}, teacher-forced prediction:  {' / '.join(f'{v:+.2f}' for v in correlations(predicted, y_test))}"
+            f"   (size vs the true read-out: {' / '.join(f'{v:.2f}' for v in ratio)})"
+        )
+    share = np.abs(weights).reshape(tokens, -1, 3).sum(1)
+    for i, angle in enumerate(ANGLES[:2]):
+        grid = (share[:, i] / share[:, i].sum()).reshape(side, side) if side * side == tokens else share[:, i]
+        print(f"regression weight per token, {angle}:\n{np.round(grid, 3)}")
+
+
+if __name__ == "__main__":
+    main()
