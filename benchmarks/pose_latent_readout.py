@@ -7,7 +7,9 @@ change one step ahead from the true history (teacher-forced, with its conditions
 same regression reads those predictions as pose changes: their correlation with the true change says how
 much of each angle's motion the model draws, free of the pixel probe's noise. For scale, the last true change
 carried on to the next frame (momentum, which the history shows) is read the same way. It also prints where the
-regression looks for yaw and pitch (its weight per token of the 4x4 grid).
+regression looks for yaw and pitch (its weight per token of the 4x4 grid). With ``--hidden`` it also asks
+what the backbone knows: ridge regressions from each model's teacher-forced hidden states (all tokens of the
+frame) to the head's pose and to its change, fitted on training clips, read on the test clips.
 
     python benchmarks/pose_latent_readout.py --data data/synth128_turns --tag ae \
         --model bundled=models/tiny --model delta=runs/dx_pdelta/pipeline
@@ -36,12 +38,13 @@ def changes(clips: list[ARClip]) -> tuple[np.ndarray, np.ndarray]:
 
 
 @torch.no_grad()
-def teacher_forced_changes(pipe: Pipeline, clips: list[ARClip], window: int = 31) -> np.ndarray:
-    """(frames, T*C) the model's mean predicted change of every frame 1.. of every clip, from the true history."""
+def teacher_forced(pipe: Pipeline, clips: list[ARClip], window: int = 31) -> tuple[np.ndarray, np.ndarray]:
+    """The model's mean predicted change (frames, T*C) of every frame 1.. of every clip, from the true
+    history, and the hidden states (frames, T*D) it was drawn from."""
     model = pipe.model.eval()
     cfg = model.config.conditions
     receptive = AudioEncoder(cfg).receptive_field_frames if "audio" in cfg.modalities else 0
-    out = []
+    drawn, states = [], []
     for clip in clips:
         latents = torch.from_numpy(clip.latents.astype(np.float32))
         for s in range(0, len(latents) - 1, window - 1):
@@ -58,8 +61,28 @@ def teacher_forced_changes(pipe: Pipeline, clips: list[ARClip], window: int = 31
             )
             cond = model.encode_conditions(stack_conditions([parts], cfg.modalities, history))
             hidden = teacher_forced_hidden(pipe, latents[s:stop], cond)
-            out.append(predicted_changes(pipe, latents[s:stop], hidden, draws=4).flatten(1).numpy())
-    return np.concatenate(out).astype(np.float64)
+            drawn.append(predicted_changes(pipe, latents[s:stop], hidden, draws=4).flatten(1).numpy())
+            states.append(hidden.flatten(1).numpy())
+    return np.concatenate(drawn).astype(np.float64), np.concatenate(states).astype(np.float64)
+
+
+def ridge(x: np.ndarray, y: np.ndarray, strength: float) -> np.ndarray:
+    return np.linalg.solve(x.T @ x + strength * np.eye(x.shape[1]), x.T @ y)
+
+
+def hidden_readout(pipe: Pipeline, train: list[ARClip], test: list[ARClip]) -> dict[str, list[float]]:
+    """r of the pose and of its change read from the hidden states (standardised, ridge 100)."""
+    h_train, h_test = teacher_forced(pipe, train)[1], teacher_forced(pipe, test)[1]
+    mean, std = h_train.mean(0), h_train.std(0) + 1e-6
+    h_train, h_test = (h_train - mean) / std, (h_test - mean) / std
+    out = {}
+    for what, diff in (("pose", False), ("change", True)):
+        y_train, y_test = (
+            np.concatenate([(np.diff(c.pose, axis=0) if diff else c.pose[1:]).astype(np.float64) for c in cs])
+            for cs in (train, test)
+        )
+        out[what] = correlations(h_test @ ridge(h_train, y_train, 100.0), y_test)
+    return out
 
 
 def correlations(a: np.ndarray, b: np.ndarray) -> list[float]:
@@ -74,9 +97,12 @@ def main() -> None:
     parser.add_argument("--train-clips", type=int, default=120)
     parser.add_argument("--test-clips", type=int, default=8)
     parser.add_argument("--ridge", type=float, default=10.0)
+    parser.add_argument("--hidden", action="store_true", help="also read the pose from the hidden states")
+    parser.add_argument("--hidden-clips", type=int, default=40, help="training clips for --hidden")
     args = parser.parse_args()
-    x, y = changes(load_ar_clips(args.data, args.tag, "train", False)[: args.train_clips])
-    weights = np.linalg.solve(x.T @ x + args.ridge * np.eye(x.shape[1]), x.T @ y)  # (T*C, 3)
+    train = load_ar_clips(args.data, args.tag, "train", False)
+    x, y = changes(train[: args.train_clips])
+    weights = ridge(x, y, args.ridge)  # (T*C, 3)
     test = load_ar_clips(args.data, args.tag, "test", False)[: args.test_clips]
     x_test, y_test = changes(test)
     read = x_test @ weights
@@ -94,12 +120,16 @@ def main() -> None:
         f"  the last true change carried on:          {' / '.join(f'{v:+.2f}' for v in correlations(momentum, later))}"
     )
     for name, path in (m.split("=", 1) for m in args.model):
-        predicted = teacher_forced_changes(load_pipeline(path), test) @ weights
+        pipe = load_pipeline(path)
+        predicted = teacher_forced(pipe, test)[0] @ weights
         ratio = predicted.std(0) / read.std(0)
         print(
             f"  {name}, teacher-forced prediction:  {' / '.join(f'{v:+.2f}' for v in correlations(predicted, y_test))}"
             f"   (size vs the true read-out: {' / '.join(f'{v:.2f}' for v in ratio)})"
         )
+        if args.hidden:
+            for what, r in hidden_readout(pipe, train[: args.hidden_clips], test).items():
+                print(f"    {name}'s hidden states -> {what}: {' / '.join(f'{v:+.2f}' for v in r)}")
     share = np.abs(weights).reshape(tokens, -1, 3).sum(1)
     for i, angle in enumerate(ANGLES[:2]):
         grid = (share[:, i] / share[:, i].sum()).reshape(side, side) if side * side == tokens else share[:, i]
