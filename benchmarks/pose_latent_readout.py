@@ -114,6 +114,17 @@ def main() -> None:
     print(
         f"  true latent change (the autoencoder's):  {' / '.join(f'{v:+.2f}' for v in correlations(read, y_test))}"
     )
+    centred = x_test - x_test.mean(0)
+    shares = []
+    for i in range(
+        3
+    ):  # how much of the latent change (the delta target's variance) each angle's change explains
+        a = y_test[:, i : i + 1] - y_test[:, i].mean()
+        fit = a @ np.linalg.lstsq(a, centred, rcond=None)[0]
+        shares.append(float((fit**2).sum() / (centred**2).sum()))
+    print(
+        f"  share of the latent change's variance each angle's change explains: {' / '.join(f'{v:.1%}' for v in shares)}"
+    )
     momentum = np.concatenate([changes([c])[0][:-1] for c in test]) @ weights  # f_{t-1} - f_{t-2} for f_t
     later = np.concatenate([changes([c])[1][1:] for c in test])
     print(
