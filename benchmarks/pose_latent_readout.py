@@ -22,10 +22,10 @@ import argparse
 import numpy as np
 import torch
 
-from avatarlm.conditions.audio import AudioEncoder
-from avatarlm.eval.audio_use import predicted_changes, teacher_forced_hidden
+from avatarlm.eval.audio_use import predicted_changes
+from avatarlm.eval.eval_generate import window_hidden
 from avatarlm.pipeline.folder import Pipeline, load_pipeline
-from avatarlm.trainer.ar_data import ARClip, load_ar_clips, stack_conditions, window_conditions
+from avatarlm.trainer.ar_data import ARClip, load_ar_clips
 
 ANGLES = ("yaw", "pitch", "roll")
 
@@ -38,41 +38,35 @@ def changes(clips: list[ARClip]) -> tuple[np.ndarray, np.ndarray]:
 
 
 @torch.no_grad()
-def teacher_forced(pipe: Pipeline, clips: list[ARClip], window: int = 31) -> tuple[np.ndarray, np.ndarray]:
-    """The model's mean predicted change (frames, T*C) of every frame 1.. of every clip, from the true
-    history, and the hidden states (frames, T*D) it was drawn from."""
-    model = pipe.model.eval()
-    cfg = model.config.conditions
-    receptive = AudioEncoder(cfg).receptive_field_frames if "audio" in cfg.modalities else 0
+def teacher_forced(
+    pipe: Pipeline, clips: list[ARClip], draw: bool = True, window: int = 31
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The model's mean predicted change (frames, T*C) of every frame 1.. of every clip from the true
+    history (with ``draw``, else None), and the hidden states (frames, T*D) it is drawn from."""
     drawn, states = [], []
     for clip in clips:
         latents = torch.from_numpy(clip.latents.astype(np.float32))
         for s in range(0, len(latents) - 1, window - 1):
-            stop = min(s + window, len(latents))
-            history = min(s, receptive)
-            parts = window_conditions(
-                clip,
-                s + 1,
-                stop - s - 1,
-                history,
-                cfg.audio_streams,
-                cfg.samples_per_frame,
-                cfg.lookahead_frames,
-            )
-            cond = model.encode_conditions(stack_conditions([parts], cfg.modalities, history))
-            hidden = teacher_forced_hidden(pipe, latents[s:stop], cond)
-            drawn.append(predicted_changes(pipe, latents[s:stop], hidden, draws=4).flatten(1).numpy())
+            part = latents[s : min(s + window, len(latents))]
+            hidden = window_hidden(pipe, part, clip, s)
             states.append(hidden.flatten(1).numpy())
-    return np.concatenate(drawn).astype(np.float64), np.concatenate(states).astype(np.float64)
+            if draw:
+                drawn.append(predicted_changes(pipe, part, hidden, draws=4).flatten(1).numpy())
+    return (np.concatenate(drawn).astype(np.float64) if draw else None), np.concatenate(states).astype(
+        np.float64
+    )
 
 
 def ridge(x: np.ndarray, y: np.ndarray, strength: float) -> np.ndarray:
     return np.linalg.solve(x.T @ x + strength * np.eye(x.shape[1]), x.T @ y)
 
 
-def hidden_readout(pipe: Pipeline, train: list[ARClip], test: list[ARClip]) -> dict[str, list[float]]:
-    """r of the pose and of its change read from the hidden states (standardised, ridge 100)."""
-    h_train, h_test = teacher_forced(pipe, train)[1], teacher_forced(pipe, test)[1]
+def hidden_readout(
+    pipe: Pipeline, train: list[ARClip], test: list[ARClip], h_test: np.ndarray
+) -> dict[str, list[float]]:
+    """r of the pose and of its change read from the hidden states ``h_test`` of the ``test`` clips by ridge
+    regressions (standardised, strength 100) fitted on the ``train`` clips' hidden states."""
+    h_train = teacher_forced(pipe, train, draw=False)[1]
     mean, std = h_train.mean(0), h_train.std(0) + 1e-6
     h_train, h_test = (h_train - mean) / std, (h_test - mean) / std
     out = {}
@@ -114,32 +108,34 @@ def main() -> None:
     print(
         f"  true latent change (the autoencoder's):  {' / '.join(f'{v:+.2f}' for v in correlations(read, y_test))}"
     )
+    # how much of the latent change (the delta target's variance) each angle's change explains
     centred = x_test - x_test.mean(0)
     shares = []
-    for i in range(
-        3
-    ):  # how much of the latent change (the delta target's variance) each angle's change explains
+    for i in range(len(ANGLES)):
         a = y_test[:, i : i + 1] - y_test[:, i].mean()
         fit = a @ np.linalg.lstsq(a, centred, rcond=None)[0]
         shares.append(float((fit**2).sum() / (centred**2).sum()))
     print(
         f"  share of the latent change's variance each angle's change explains: {' / '.join(f'{v:.1%}' for v in shares)}"
     )
-    momentum = np.concatenate([changes([c])[0][:-1] for c in test]) @ weights  # f_{t-1} - f_{t-2} for f_t
-    later = np.concatenate([changes([c])[1][1:] for c in test])
+    per_clip = [changes([c]) for c in test]
+    momentum = np.concatenate([x[:-1] for x, _ in per_clip]) @ weights  # f_{t-1} - f_{t-2} read for f_t
+    later = np.concatenate([y[1:] for _, y in per_clip])
     print(
         f"  the last true change carried on:          {' / '.join(f'{v:+.2f}' for v in correlations(momentum, later))}"
     )
     for name, path in (m.split("=", 1) for m in args.model):
         pipe = load_pipeline(path)
-        predicted = teacher_forced(pipe, test)[0] @ weights
+        drawn, states = teacher_forced(pipe, test)
+        assert drawn is not None
+        predicted = drawn @ weights
         ratio = predicted.std(0) / read.std(0)
         print(
             f"  {name}, teacher-forced prediction:  {' / '.join(f'{v:+.2f}' for v in correlations(predicted, y_test))}"
             f"   (size vs the true read-out: {' / '.join(f'{v:.2f}' for v in ratio)})"
         )
         if args.hidden:
-            for what, r in hidden_readout(pipe, train[: args.hidden_clips], test).items():
+            for what, r in hidden_readout(pipe, train[: args.hidden_clips], test, states).items():
                 print(f"    {name}'s hidden states -> {what}: {' / '.join(f'{v:+.2f}' for v in r)}")
     share = np.abs(weights).reshape(tokens, -1, 3).sum(1)
     for i, angle in enumerate(ANGLES[:2]):

@@ -76,6 +76,32 @@ def stream_clip(
 
 
 @torch.no_grad()
+def window_hidden(
+    pipe: Pipeline, latents: torch.Tensor, clip: ARClip, start: int, seed: int = 0, push_pose: bool = True
+) -> torch.Tensor:
+    """Teacher-forced hidden states (W-1, T, D) that predict clip frames start+1 .. start+W-1 from the window's
+    latents (W, T, C), frame ``start`` its f_0 (as in training), with the clip's conditions (without
+    ``push_pose`` the model gets its null pose tokens) and the audio of up to the audio encoder's receptive
+    field before the window."""
+    model = pipe.model.eval()
+    cfg = model.config.conditions
+    audio = model.conditions.encoders["audio"] if "audio" in cfg.modalities else None
+    history = min(start, audio.receptive_field_frames) if isinstance(audio, AudioEncoder) else 0
+    parts = window_conditions(
+        clip,
+        start + 1,
+        len(latents) - 1,
+        history,
+        cfg.audio_streams,
+        cfg.samples_per_frame,
+        cfg.lookahead_frames,
+    )
+    modalities = [m for m in cfg.modalities if push_pose or m != "pose"]
+    cond = model.encode_conditions(stack_conditions([parts], modalities, history))
+    return teacher_forced_hidden(pipe, latents, cond, seed)
+
+
+@torch.no_grad()
 def teacher_forced_frames(
     pipe: Pipeline, frames: np.ndarray, clip: ARClip, window: int = 31, seed: int = 0, push_pose: bool = True
 ) -> np.ndarray:
@@ -83,20 +109,12 @@ def teacher_forced_frames(
     pipeline's AE, at the inference noise level) in windows of ``window`` frames with the window's first
     frame as f_0 (as in training); every window's predictions are decoded as one stream. Without
     ``push_pose`` the model gets its null pose tokens."""
-    model, ae = pipe.model.eval(), pipe.autoencoder.eval()
-    cfg = model.config.conditions
-    modalities = [m for m in cfg.modalities if push_pose or m != "pose"]
-    receptive = AudioEncoder(cfg).receptive_field_frames if "audio" in cfg.modalities else 0
+    ae = pipe.autoencoder.eval()
     out = []
     for s in range(0, len(frames) - 1, window - 1):
         stop = min(s + window, len(frames))
         latents = torch.from_numpy(grid_to_tokens(encode_frames(ae, frames[s:stop].copy())))
-        history = min(s, receptive)
-        parts = window_conditions(
-            clip, s + 1, stop - s - 1, history, cfg.audio_streams, cfg.samples_per_frame, cfg.lookahead_frames
-        )
-        cond = model.encode_conditions(stack_conditions([parts], modalities, history))
-        hidden = teacher_forced_hidden(pipe, latents, cond, seed)
+        hidden = window_hidden(pipe, latents, clip, s, seed, push_pose)
         change = predicted_changes(pipe, latents, hidden, draws=1, seed=seed + s)
         out.append(decode_tokens(ae, latents[:-1] + change, frames[0]))
     return np.concatenate(out)

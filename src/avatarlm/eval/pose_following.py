@@ -88,9 +88,8 @@ def measure_pose_following(
     size = pipe.autoencoder.config.image_height
     probed: dict[str, list[np.ndarray]] = {s: [] for s in SOURCES}
     steps: dict[str, list[np.ndarray]] = {s: [] for s in STEP_SOURCES}
-    truth, keys = [], []
-    clips = list(head_turn_clips(languages, seconds, size))
-    for clip in tqdm(clips, desc="pose", disable=not progress):
+    truth, change, keys = [], [], []
+    for clip in tqdm(list(head_turn_clips(languages, seconds, size)), desc="pose", disable=not progress):
         n, reference = clip.frames.shape[0], clip.frames[0]
         versions = {
             "with pose": stream_clip(pipe, clip.clip, reference, n, session)[0],
@@ -106,10 +105,10 @@ def measure_pose_following(
             steps[source].append(probed_pose(probe.look(predicted)[0]) - before)
         steps["ceiling"].append(probed["ceiling"][-1] - before)
         truth.append(clip.clip.pose[1:].astype(np.float64))
+        change.append(np.diff(clip.clip.pose.astype(np.float64), axis=0))
         keys.append(clip.key)
     true = np.concatenate(truth)
-    change = np.concatenate([np.diff(c.clip.pose[:, :3].astype(np.float64), axis=0) for c in clips])
-    step_r = {s: _correlations(np.concatenate(steps[s]), change) for s in STEP_SOURCES}
+    step_r = {s: _correlations(np.concatenate(steps[s]), np.concatenate(change)) for s in STEP_SOURCES}
     mae, r = {}, {}
     for source in SOURCES:
         mae[source] = pose_error(np.concatenate(probed[source]), true).tolist()

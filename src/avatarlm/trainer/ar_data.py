@@ -272,11 +272,10 @@ def stack_conditions(
     if "pose" in modalities:
         cond.pose = torch.from_numpy(np.stack([p["pose"] for p in parts])).to(device)
         cond.keypoints = torch.from_numpy(np.stack([p["keypoints"] for p in parts])).to(device)
-        if all("pose_previous" in p for p in parts):
-            cond.pose_previous = torch.from_numpy(np.stack([p["pose_previous"] for p in parts])).to(device)
-            cond.keypoints_previous = torch.from_numpy(np.stack([p["keypoints_previous"] for p in parts])).to(
-                device
-            )
+        cond.pose_previous = torch.from_numpy(np.stack([p["pose_previous"] for p in parts])).to(device)
+        cond.keypoints_previous = torch.from_numpy(np.stack([p["keypoints_previous"] for p in parts])).to(
+            device
+        )
     if "text" in modalities:
         cond.text = [p["text"] for p in parts]
     if "action" in modalities:
