@@ -147,6 +147,7 @@ class ARModel(ARGeneration):
         face_targets: torch.Tensor | None = None,
         history: torch.Tensor | None = None,
         history_pull: float = 1.0,
+        loss_directions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Teacher-forcing head loss (a scalar) of clip latents (B, F, T, C), F >= 2, normalised.
 
@@ -160,6 +161,8 @@ class ARModel(ARGeneration):
         ``trainer/own_history.py``); the targets stay ``latents``' frames, and a "delta" target is the true
         change plus ``history_pull`` times the history frame's error (1: all of it in one step; less: a share
         per frame, so that far-off history is pulled back gradually and the targets stay in scale).
+        ``loss_directions`` (K, T, C): latent directions whose error counts more (``FlowHead.loss``'s
+        ``directions``; ``trainer/pose_loss.py``).
         """
         if latents.dim() != 4 or latents.shape[1] < 2:
             raise ValueError(f"latents must be (B, F, T, C) with F >= 2, got {tuple(latents.shape)}")
@@ -194,6 +197,7 @@ class ARModel(ARGeneration):
             mask=mask,
             generator=generator,
             channel_weight=self.config.channel_weight(),
+            directions=loss_directions,
         )
         if self.face_probe is None:
             return loss

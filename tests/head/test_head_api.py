@@ -116,6 +116,25 @@ def test_channel_weight_splits_the_loss_by_channel(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_directions_weigh_the_error_in_their_span(arch):
+    head = small_head(arch)
+    x, cond = inputs()  # rows of 5 tokens x 6 channels
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    plain = head.loss(x, cond, repeat=2, generator=g())
+    every = torch.eye(30).reshape(30, 5, 6)  # an orthonormal basis of the whole row: every error counts twice
+    assert torch.allclose(head.loss(x, cond, repeat=2, generator=g(), directions=every), 2 * plain, rtol=1e-5)
+    rotation = torch.linalg.qr(torch.randn(30, 30, generator=torch.Generator().manual_seed(1)))[0]
+    rotated = 3.0**0.5 * rotation.T.reshape(30, 5, 6)  # another basis, weight 3: the same loss, four times
+    assert torch.allclose(
+        head.loss(x, cond, repeat=2, generator=g(), directions=rotated), 4 * plain, rtol=1e-4
+    )
+    one = head.loss(x, cond, repeat=2, generator=g(), directions=torch.eye(30)[:1].reshape(1, 5, 6))
+    assert plain < one < 2 * plain  # one direction adds a share of the error
+    with pytest.raises(ValueError, match="directions must be"):
+        head.loss(x, cond, directions=torch.ones(2, 5, 5))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_seeded_sampling_is_deterministic(arch):
     head = small_head(arch)
     _, cond = inputs()

@@ -54,8 +54,14 @@ def test_training_lowers_the_loss_and_writes_its_outputs(clips, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "own", [{}, {"own_history": 0.5}, {"own_history": 1.0, "own_history_mode": "rollout"}]
-)  # teacher forcing; history frames or whole windows of the model's own
+    "own",
+    [
+        {},
+        {"own_history": 0.5},
+        {"own_history": 1.0, "own_history_mode": "rollout"},
+        {"pose_loss_weights": (4.0, 0.0, 4.0)},
+    ],
+)  # teacher forcing; history frames or whole windows of the model's own; the head's turn weighed more
 def test_resume_after_a_stop_is_bit_exact(clips, tmp_path, own):
     cfg = train_config(**own)
     sampler = sampler_for(cfg, clips)

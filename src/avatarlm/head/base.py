@@ -92,12 +92,16 @@ class FlowHead(nn.Module):
         mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         channel_weight: torch.Tensor | None = None,
+        directions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mean squared velocity error (a scalar) over ``repeat`` noise/timestep draws per row.
 
         The condition is encoded once and repeated, so extra draws cost only the head. ``mask`` (B,) or
         (B, T), bool or float, weights rows or tokens (e.g. to skip padding); ``channel_weight`` (C,)
         weights the latent channels (normalised by its mean); ``generator`` seeds the draws.
+        ``directions`` (K, T, C): the squared projection of each row's error on each direction is added to
+        its squared error, so orthonormal directions scaled by sqrt(w) weigh the error in their span 1 + w
+        times (``trainer/pose_loss.py``).
         """
         self._check_cond(cond)
         self._check_latents("target", target, cond)
@@ -121,7 +125,8 @@ class FlowHead(nn.Module):
             device=x0.device,
         )
         pred = self.velocity(interpolate(x0, eps, times), times.to(x0.dtype), context)
-        sq = (pred - velocity_target(x0, eps)).pow(2)
+        error = pred - velocity_target(x0, eps)
+        sq = error.pow(2)
         if channel_weight is not None:
             if channel_weight.shape != (sq.shape[-1],) or bool((channel_weight < 0).any()):
                 raise ValueError(
@@ -130,6 +135,13 @@ class FlowHead(nn.Module):
             cw = channel_weight.to(sq.device, sq.dtype)
             sq = sq * (cw / cw.mean().clamp_min(1e-8))
         err = sq.mean(dim=-1)  # (B r, T)
+        if directions is not None:
+            if directions.ndim != 3 or tuple(directions.shape[1:]) != tuple(error.shape[1:]):
+                raise ValueError(
+                    f"directions must be (K, {t}, {error.shape[-1]}), got {tuple(directions.shape)}"
+                )
+            along = torch.einsum("btc,ktc->bk", error, directions.to(error.device, error.dtype))
+            err = err + along.pow(2).sum(dim=-1, keepdim=True) / error[0].numel()  # the row's mean grows
         if weight is None:
             return err.mean()
         w = weight.repeat(r, 1)

@@ -36,6 +36,7 @@ from avatarlm.trainer.checkpoint import (
 from avatarlm.trainer.distributed import DistributedContext, barrier, sum_gradients
 from avatarlm.trainer.loss_log import LossLog
 from avatarlm.trainer.own_history import own_history
+from avatarlm.trainer.pose_loss import pose_loss_directions
 from avatarlm.trainer.sharding import (
     clip_gradients,
     full_optimizer_state,
@@ -79,11 +80,12 @@ def window_loss(
     own_history_share: float = 0.0,
     own_history_mode: str = "step",
     own_history_pull: float = 1.0,
+    loss_directions: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Teacher-forcing loss of one batch of windows (conditions encoded with dropout in train mode).
     With the "delta" target, f_1 counts only where the reference is the frame just before it.
     ``own_history_*``: how much of the history the model reads from its own frames, and how (see
-    ``own_history.py`` and ``ARTrainConfig``)."""
+    ``own_history.py`` and ``ARTrainConfig``); ``loss_directions``: see ``pose_loss.py``."""
     cond = model.encode_conditions(batch.conditions, generator=generator)
     contiguous = torch.tensor(
         [w.reference == w.start - 1 for w in batch.windows], device=batch.latents.device
@@ -104,6 +106,7 @@ def window_loss(
         face_targets=batch.face,
         history=history,
         history_pull=own_history_pull,
+        loss_directions=loss_directions,
     )
 
 
@@ -197,6 +200,11 @@ def train_ar(
     if ctx.is_main:
         atomic_write_json(out / "train_config.json", cfg.to_dict())
 
+    directions = None
+    if (
+        max(cfg.pose_loss_weights) > 0
+    ):  # the same on every process and after a resume: depends on the data only
+        directions = pose_loss_directions(sampler.clips, cfg.pose_loss_weights).to(device)
     model.train()
     end = steps if stop_after is None else min(steps, step + stop_after)
     bar = tqdm(total=steps, initial=min(step, steps), disable=not (progress and ctx.is_main), desc="ar")
@@ -215,7 +223,7 @@ def train_ar(
             with _autocast(device):
                 batch = sampler.collate(part, device)
                 own = (cfg.own_history, cfg.own_history_mode, cfg.own_history_pull)
-                loss = window_loss(model, batch, gen, *own) / micro_batches
+                loss = window_loss(model, batch, gen, *own, loss_directions=directions) / micro_batches
             loss.backward()
             total += float(loss.detach())
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")

@@ -92,6 +92,9 @@ class ARTrainConfig(ComponentConfig):
     # the share of an own frame's error its "delta" target undoes (ARModel.loss's history_pull): rollouts
     # drift far, and undoing all of it in one step makes targets too large to learn from
     own_history_pull: float = 1.0
+    # yaw, pitch, roll: the error along the latent pattern of each angle's change counts 1 + this many times
+    # (`pose_loss.py`); a turn is ~1% of a frame's latent change, so the plain loss barely sees it
+    pose_loss_weights: tuple[float, float, float] = (0.0, 0.0, 0.0)
     # Under torchrun: "replicate" keeps the whole model on every process and all-reduces the gradients;
     # "fsdp" shards the backbone's decoder layers and the head's blocks with FSDP2 (`trainer/sharding.py`),
     # for presets whose weights and optimizer state do not fit one device (`paper`). One process trains the
@@ -115,6 +118,10 @@ class ARTrainConfig(ComponentConfig):
             raise ValueError(f"own_history must be in [0, 1], got {self.own_history}")
         if not 0.0 < self.own_history_pull <= 1.0:
             raise ValueError(f"own_history_pull must be in (0, 1], got {self.own_history_pull}")
+        if len(self.pose_loss_weights) != 3 or min(self.pose_loss_weights) < 0:
+            raise ValueError(
+                f"pose_loss_weights must be 3 values >= 0 (yaw, pitch, roll), got {self.pose_loss_weights}"
+            )
         if self.own_history_mode not in OWN_HISTORY_MODES:
             raise ValueError(
                 f"own_history_mode must be one of {OWN_HISTORY_MODES}, got {self.own_history_mode!r}"
