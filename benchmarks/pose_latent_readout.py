@@ -9,15 +9,20 @@ much of each angle's motion the model draws, free of the pixel probe's noise. Fo
 carried on to the next frame (momentum, which the history shows) is read the same way. It also prints where the
 regression looks for yaw and pitch (its weight per token of the 4x4 grid). With ``--hidden`` it also asks
 what the backbone knows: ridge regressions from each model's teacher-forced hidden states (all tokens of the
-frame) to the head's pose and to its change, fitted on training clips, read on the test clips.
+frame) to the head's pose and to its change, fitted on training clips, read on the test clips. With
+``--response`` it pushes each angle of the given pose up by 1 degree a frame from the middle of a window on
+(the keypoints moved by their fitted change per degree) and reads how many degrees a frame the model's
+predicted change follows (1: all of it; 0: the push is ignored), through the latent pattern of each angle's
+change (``trainer/pose_loss.py``).
 
     python benchmarks/pose_latent_readout.py --data data/synth128_turns --tag ae \
-        --model bundled=models/tiny --model delta=runs/dx_pdelta/pipeline
+        --model bundled=models/tiny --model delta=runs/dx_pdelta/pipeline [--hidden] [--response]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 import torch
@@ -26,6 +31,7 @@ from avatarlm.eval.audio_use import predicted_changes
 from avatarlm.eval.eval_generate import window_hidden
 from avatarlm.pipeline.folder import Pipeline, load_pipeline
 from avatarlm.trainer.ar_data import ARClip, load_ar_clips
+from avatarlm.trainer.pose_loss import pose_patterns
 
 ANGLES = ("yaw", "pitch", "roll")
 
@@ -79,6 +85,40 @@ def hidden_readout(
     return out
 
 
+def read_turn(
+    pipe: Pipeline, part: torch.Tensor, clip: ARClip, start: int, readout: np.ndarray
+) -> np.ndarray:
+    """The predicted change of every frame of the window ``part`` (from clip frame ``start``) in degrees."""
+    return predicted_changes(pipe, part, window_hidden(pipe, part, clip, start)).flatten(1).numpy() @ readout
+
+
+def pose_response(pipe: Pipeline, train: list[ARClip], test: list[ARClip], window: int = 31) -> list[float]:
+    """Degrees a frame the predicted change follows when each angle's given pose turns 1 degree a frame more
+    from a window's middle on (keypoints moved along), read through the pose patterns of ``train``."""
+    readout = np.linalg.pinv(pose_patterns(train))  # (T*C, 3): latent change -> degrees
+    pose = np.concatenate([np.diff(c.pose, axis=0) for c in train]).astype(np.float64)
+    points = np.concatenate([np.diff(c.keypoints, axis=0).reshape(c.n_frames - 1, -1) for c in train])
+    per_degree = np.linalg.lstsq(pose, points.astype(np.float64), rcond=None)[0]  # (3, K*2)
+    middle, total, count = window // 3, np.zeros(3), 0
+    for clip in test:
+        latents = torch.from_numpy(clip.latents.astype(np.float32))
+        for s in range(0, len(latents) - window, 80):
+            part = latents[s : s + window]  # predicts frames s + 1 .. s + window - 1
+            base = read_turn(pipe, part, clip, s, readout)
+            for a in range(3):
+                ramp = np.maximum(np.arange(clip.n_frames) - (s + middle), 0.0)  # frames s + middle + 1 ..
+                pose_a, points_a = clip.pose.astype(np.float64), clip.keypoints.astype(np.float64)
+                pose_a[:, a] += ramp
+                points_a += (ramp[:, None] * per_degree[a]).reshape(points_a.shape)
+                moved = dataclasses.replace(
+                    clip, pose=pose_a.astype(np.float32), keypoints=points_a.astype(np.float32)
+                )
+                pushed = read_turn(pipe, part, moved, s, readout)
+                total[a] += float((pushed - base)[middle:, a].mean())  # the frames whose pose turns more
+            count += 1
+    return list(total / max(count, 1))
+
+
 def correlations(a: np.ndarray, b: np.ndarray) -> list[float]:
     return [float(np.corrcoef(a[:, i], b[:, i])[0, 1]) for i in range(a.shape[1])]
 
@@ -93,6 +133,9 @@ def main() -> None:
     parser.add_argument("--ridge", type=float, default=10.0)
     parser.add_argument("--hidden", action="store_true", help="also read the pose from the hidden states")
     parser.add_argument("--hidden-clips", type=int, default=40, help="training clips for --hidden")
+    parser.add_argument(
+        "--response", action="store_true", help="also push each angle of the pose and read the turn"
+    )
     args = parser.parse_args()
     train = load_ar_clips(args.data, args.tag, "train", False)
     x, y = changes(train[: args.train_clips])
@@ -137,6 +180,10 @@ def main() -> None:
         if args.hidden:
             for what, r in hidden_readout(pipe, train[: args.hidden_clips], test, states).items():
                 print(f"    {name}'s hidden states -> {what}: {' / '.join(f'{v:+.2f}' for v in r)}")
+        if args.response:
+            followed = pose_response(pipe, train[: args.train_clips], test[:4])
+            print(f"    {name} follows a pushed turn by (deg a frame per deg a frame): "
+                  f"{' / '.join(f'{v:+.2f}' for v in followed)}")  # fmt: skip
     share = np.abs(weights).reshape(tokens, -1, 3).sum(1)
     for i, angle in enumerate(ANGLES[:2]):
         grid = (share[:, i] / share[:, i].sum()).reshape(side, side) if side * side == tokens else share[:, i]

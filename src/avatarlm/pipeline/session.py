@@ -370,10 +370,7 @@ class StreamingSession:
                                batch_size=1, num_frames=take)  # fmt: skip
         cond = model.encode_conditions(batch)
         if self.config.guided:  # row 1: the same frames without the driving stream (null audio or actions)
-            unguided = ConditionBatch(
-                text=texts, pose=pose, keypoints=keypoints, action=action if self._clock == "audio" else None,
-                pose_previous=before[0], keypoints_previous=before[1], batch_size=1, num_frames=take,
-            )  # fmt: skip
+            unguided = replace(batch, audio_tokens=None, action=action if self._clock == "audio" else None)
             cond = torch.cat([cond, model.encode_conditions(unguided)])
         if take < n:
             cond = torch.cat([cond, cond.new_zeros(cond.shape[0], n - take, *cond.shape[2:])], dim=1)
