@@ -101,3 +101,44 @@ def test_generate_a_duplex_clip_with_both_voices_in_stereo(duplex, voices, tmp_p
     with av.open(str(tmp_path / "talk.mp4")) as box:
         (sound,) = box.streams.audio
         assert sound.channels == 2 and box.streams.video[0].frames == 26
+
+
+def test_silence_guidance_guides_against_the_own_voice_alone(duplex, voices):
+    """With ``unguided_audio="silence"`` the unguided row hears the partner as the guided row does and, in
+    place of the own voice, the encoder's tokens of silence; "null" drops both streams."""
+    own, partner = voices
+    model = duplex.model
+    k = model.config.conditions.audio_tokens
+    seen = []
+    encode = model.encode_conditions
+
+    def spy(batch, *args, **kwargs):
+        seen.append(batch)
+        return encode(batch, *args, **kwargs)
+
+    model.encode_conditions = spy  # type: ignore[method-assign]
+    try:
+        session = StreamingSession(
+            duplex, identity_seed=3, config=SessionConfig(lip_strength=2.0, unguided_audio="silence")
+        )
+        session.push_audio(own[:6400])
+        session.push_partner_audio(partner[:6400])
+        silence = list(session.frames())
+        session = StreamingSession(duplex, identity_seed=3, config=SessionConfig(lip_strength=2.0))
+        session.push_audio(own[:6400])
+        session.push_partner_audio(partner[:6400])
+        null = list(session.frames())
+    finally:
+        del model.encode_conditions
+    guided, unguided = seen[0], seen[1]
+    quiet = model.conditions.encoders["audio"].silent_tokens()[:k]
+    assert unguided.audio_tokens.shape == guided.audio_tokens.shape
+    torch.testing.assert_close(
+        unguided.audio_tokens[0, :, :k], quiet.expand_as(unguided.audio_tokens[0, :, :k])
+    )
+    torch.testing.assert_close(unguided.audio_tokens[:, :, k:], guided.audio_tokens[:, :, k:])
+    assert seen[len(seen) // 2 + 1].audio_tokens is None  # the "null" session's unguided row
+    assert len(silence) == len(null) > 2
+    assert not np.array_equal(silence[-1][1], null[-1][1])
+    with pytest.raises(ValueError, match="unguided_audio"):
+        SessionConfig(unguided_audio="quiet")
