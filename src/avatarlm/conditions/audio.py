@@ -110,14 +110,6 @@ class AudioEncoder(nn.Module):
     def forward(self, audio: torch.Tensor | np.ndarray, num_frames: int | None = None) -> torch.Tensor:
         return self.encode(audio, num_frames)
 
-    @torch.no_grad()
-    def silent_tokens(self) -> torch.Tensor:
-        """(streams * audio_tokens, d): the tokens of a frame in a long silence on every stream (once the
-        encoder has heard nothing but zeros for its whole receptive field, they no longer change)."""
-        frames = self.receptive_field_frames + self.cfg.lookahead_frames + 2
-        zeros = self.mel_in.weight.new_zeros(1, self.cfg.audio_streams, frames * self.cfg.samples_per_frame)
-        return self.encode_exact(zeros, frames)[0, -1]
-
     # ------------------------------------------------------------------ streaming
     def stream(self, batch_size: int = 1) -> AudioStreamState:
         """A fresh streaming state (start of a session)."""

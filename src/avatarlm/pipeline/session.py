@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from avatarlm.conditions.action import NO_ACTION
-from avatarlm.conditions.audio import AudioEncoder
 from avatarlm.conditions.pose import NUM_KEYPOINTS
 from avatarlm.conditions.projector import ConditionBatch
 from avatarlm.pipeline.anchor import anchor_step, check_anchor, resolve_anchor
@@ -33,7 +32,6 @@ from avatarlm.pipeline.rolling import KeptFrame, evict_frames, rebuild_state
 from avatarlm.pipeline.step_batcher import StepBatcher
 
 DEFAULT_WINDOW, DEFAULT_EVICT = 30, 10
-UNGUIDED_AUDIO = ("null", "silence")
 
 
 @dataclass
@@ -55,9 +53,6 @@ class SessionConfig:
     roll: str = "rotate"  # "rotate": drop + re-rotate cached keys, no pass; "reencode": the training layout
     cuda_graphs: bool = True  # on a GPU, replay the backbone's steps and the head's sampling as CUDA graphs
     anchor: float | None = None  # pull toward the reference per frame: bounds drift, slows head motion
-    # what the unguided row of lip_strength hears: "null" (no audio: the learned null tokens) or "silence" (the
-    # avatar's own stream silent, a partner's kept: the guidance pushes only what its own voice does)
-    unguided_audio: str = "null"
 
     def __post_init__(self) -> None:
         if self.window_frames < 2:
@@ -76,8 +71,6 @@ class SessionConfig:
             raise ValueError(f"lip_strength must be in [0, 10], got {self.lip_strength}")
         if self.anchor is not None:
             check_anchor(self.anchor)
-        if self.unguided_audio not in UNGUIDED_AUDIO:
-            raise ValueError(f"unguided_audio must be one of {UNGUIDED_AUDIO}, got {self.unguided_audio!r}")
 
     @property
     def guided(self) -> bool:
@@ -169,11 +162,6 @@ class StreamingSession:
         self.reference_image = image  # uint8 (H, W, 3): what the session animates
         self.reference = encode_reference(pipe.autoencoder, image)
         self._audio = AudioInput(model.conditions.audio_stream(1)) if self._clock == "audio" else None
-        self._own_silence: torch.Tensor | None = None  # (audio_tokens, d), the unguided own stream
-        if self._audio is not None and self.config.guided and self.config.unguided_audio == "silence":
-            encoder = model.conditions.encoders["audio"]
-            assert isinstance(encoder, AudioEncoder)
-            self._own_silence = encoder.silent_tokens()[: cond.audio_tokens]
         self._action = NO_ACTION  # audio-clocked models with actions: the running one
         self._text: str | None = None
         self._spans: list[tuple[float, float, str]] = []  # (start s, end s, instruction) pushed with a span
@@ -382,13 +370,7 @@ class StreamingSession:
                                batch_size=1, num_frames=take)  # fmt: skip
         cond = model.encode_conditions(batch)
         if self.config.guided:  # row 1: the same frames without the driving stream (null audio or actions)
-            if self._own_silence is not None and audio is not None:  # own stream silent, the partner's kept
-                own = self._own_silence.expand(1, take, -1, -1)
-                unguided = replace(batch, audio_tokens=torch.cat([own, audio[:, :, own.shape[2] :]], dim=2))
-            else:
-                unguided = replace(
-                    batch, audio_tokens=None, action=action if self._clock == "audio" else None
-                )
+            unguided = replace(batch, audio_tokens=None, action=action if self._clock == "audio" else None)
             cond = torch.cat([cond, model.encode_conditions(unguided)])
         if take < n:
             cond = torch.cat([cond, cond.new_zeros(cond.shape[0], n - take, *cond.shape[2:])], dim=1)
