@@ -200,10 +200,8 @@ def train_ar(
     if ctx.is_main:
         atomic_write_json(out / "train_config.json", cfg.to_dict())
 
-    directions = None
-    if (
-        max(cfg.pose_loss_weights) > 0
-    ):  # the same on every process and after a resume: depends on the data only
+    directions = None  # the head's turn weighed more; from the data only: resumes and processes agree
+    if max(cfg.pose_loss_weights) > 0:
         directions = pose_loss_directions(sampler.clips, cfg.pose_loss_weights).to(device)
     model.train()
     end = steps if stop_after is None else min(steps, step + stop_after)
