@@ -43,6 +43,7 @@ def test_measure_reads_the_ceiling_close_and_the_still_floor_far():
     # one step ahead the reconstruction's change follows the true change; a model's is measured alike
     assert set(result.step_r) == set(STEP_SOURCES) and result.step_r["ceiling"][1] > 0.3
     assert all(len(v) == 3 and all(-1 <= x <= 1 for x in v) for v in result.step_r.values())
+    assert 0.6 < result.turn["ceiling"][0] < 1.3 and np.allclose(result.turn["floor"], 0.0, atol=1e-6)
 
 
 def test_cli_writes_the_table_and_the_plot_and_refuses_bad_input(folder, tmp_path, capsys):
@@ -61,3 +62,11 @@ def test_cli_writes_the_table_and_the_plot_and_refuses_bad_input(folder, tmp_pat
     bad = tmp_path / "bad"
     assert main(["eval", "pose", "--model", str(folder), "--out", str(bad), "--languages", "xx"]) == 2
     assert "unknown language 'xx'" in capsys.readouterr().err and not bad.exists()
+
+
+def test_turn_size_is_the_slope_of_the_probed_on_the_true_angle():
+    from avatarlm.eval.pose_following import _slopes
+
+    true = np.stack([np.sin(np.arange(50) / 5) * 20, np.cos(np.arange(50) / 7) * 5, np.zeros(50)], axis=1)
+    got = 0.25 * true + 3.0 + np.stack([np.zeros(50), np.zeros(50), np.ones(50)], axis=1)
+    np.testing.assert_allclose(_slopes(got, true), [0.25, 0.25, 0.0], atol=1e-9)  # a still truth reads 0

@@ -62,7 +62,9 @@ class PoseFollowing:
     roll correlation of probed with true angle within a clip, averaged over the clips; ``traces``: the first
     clip's true and probed yaw and pitch per source (``"truth"``, ``"truth pitch"``, ``source``,
     ``"source pitch"``); ``step_r``: per source of one-step frames, the yaw / pitch / roll correlation of
-    the probed change from the true frame before with the true change."""
+    the probed change from the true frame before with the true change; ``turn``: per source, how much of
+    the true motion the head makes, the slope of the probed angle on the true one within a clip (1: as far
+    as the truth, 0: not at all), averaged over the clips."""
 
     clips: list[str]
     frames: int
@@ -71,6 +73,7 @@ class PoseFollowing:
     r: dict[str, list[float]]
     traces: dict[str, list[float]]
     step_r: dict[str, list[float]]
+    turn: dict[str, list[float]]
 
 
 def measure_pose_following(
@@ -109,17 +112,25 @@ def measure_pose_following(
         keys.append(clip.key)
     true = np.concatenate(truth)
     step_r = {s: _correlations(np.concatenate(steps[s]), np.concatenate(change)) for s in STEP_SOURCES}
-    mae, r = {}, {}
+    mae, r, turn = {}, {}, {}
     for source in SOURCES:
         mae[source] = pose_error(np.concatenate(probed[source]), true).tolist()
-        r[source] = np.mean(
-            [_correlations(g, t) for g, t in zip(probed[source], truth, strict=True)], 0
-        ).tolist()
+        pairs = list(zip(probed[source], truth, strict=True))
+        r[source] = np.mean([_correlations(g, t) for g, t in pairs], 0).tolist()
+        turn[source] = np.mean([_slopes(g, t) for g, t in pairs], 0).tolist()
     traces = {"truth": truth[0][:, 0].tolist(), "truth pitch": truth[0][:, 1].tolist()}
     for s in SOURCES:
         traces[s], traces[f"{s} pitch"] = probed[s][0][:, 0].tolist(), probed[s][0][:, 1].tolist()
     anchor = session.anchor if session is not None else None
-    return PoseFollowing(keys, len(true), anchor, mae, r, traces, step_r)
+    return PoseFollowing(keys, len(true), anchor, mae, r, traces, step_r, turn)
+
+
+def _slopes(got: np.ndarray, true: np.ndarray) -> list[float]:
+    """Least-squares slope of each probed angle (column) on the true one; 0 where the truth does not move."""
+    centred = true - true.mean(0)
+    var = (centred**2).sum(0)
+    cov = (centred * (got - got.mean(0))).sum(0)
+    return [float(c / v) if v > 1e-6 * len(true) else 0.0 for c, v in zip(cov, var, strict=True)]
 
 
 def _correlations(got: np.ndarray, true: np.ndarray) -> list[float]:
@@ -143,11 +154,12 @@ def write_pose_following(result: PoseFollowing, out: str | Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / "pose.json", asdict(result))
     rows = [
-        "| source | yaw / pitch / roll MAE, deg | yaw / pitch / roll r with the truth (within a clip) |",
-        "|---|---|---|",
+        "| source | yaw / pitch / roll MAE, deg | yaw / pitch / roll r with the truth (within a clip) "
+        "| share of the true motion made (slope within a clip) |",
+        "|---|---|---|---|",
         *(
             f"| {s} | {' / '.join(f'{v:.1f}' for v in result.mae[s])} | "
-            f"{' / '.join(f'{v:+.2f}' for v in result.r[s])} |"
+            f"{' / '.join(f'{v:+.2f}' for v in result.r[s])} | {' / '.join(f'{v:+.2f}' for v in result.turn[s])} |"
             for s in SOURCES
         ),
     ]
