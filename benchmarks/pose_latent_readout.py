@@ -92,21 +92,29 @@ def read_turn(
     return predicted_changes(pipe, part, window_hidden(pipe, part, clip, start)).flatten(1).numpy() @ readout
 
 
-def pose_response(pipe: Pipeline, train: list[ARClip], test: list[ARClip], window: int = 31) -> list[float]:
-    """Degrees a frame the predicted change follows when each angle's given pose turns 1 degree a frame more
-    from a window's middle on (keypoints moved along), read through the pose patterns of ``train``."""
-    readout = np.linalg.pinv(pose_patterns(train))  # (T*C, 3): latent change -> degrees
+def push_readouts(train: list[ARClip]) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`pose_response` reads with, fitted once on ``train``: latent change -> degrees (T*C, 3),
+    through the pose patterns, and the keypoints' change per degree of each angle (3, K*2)."""
+    readout = np.linalg.pinv(pose_patterns(train))
     pose = np.concatenate([np.diff(c.pose, axis=0) for c in train]).astype(np.float64)
     points = np.concatenate([np.diff(c.keypoints, axis=0).reshape(c.n_frames - 1, -1) for c in train])
-    per_degree = np.linalg.lstsq(pose, points.astype(np.float64), rcond=None)[0]  # (3, K*2)
+    return readout, np.linalg.lstsq(pose, points.astype(np.float64), rcond=None)[0]
+
+
+def pose_response(
+    pipe: Pipeline, test: list[ARClip], readouts: tuple[np.ndarray, np.ndarray], window: int = 31
+) -> list[float]:
+    """Degrees a frame the predicted change follows when each angle's given pose turns 1 degree a frame more
+    from a window's middle on (keypoints moved along), read with :func:`push_readouts`."""
+    readout, per_degree = readouts
     middle, total, count = window // 3, np.zeros(3), 0
     for clip in test:
         latents = torch.from_numpy(clip.latents.astype(np.float32))
         for s in range(0, len(latents) - window, 80):
             part = latents[s : s + window]  # predicts frames s + 1 .. s + window - 1
             base = read_turn(pipe, part, clip, s, readout)
+            ramp = np.maximum(np.arange(clip.n_frames) - (s + middle), 0.0)  # frames s + middle + 1 ..
             for a in range(3):
-                ramp = np.maximum(np.arange(clip.n_frames) - (s + middle), 0.0)  # frames s + middle + 1 ..
                 pose_a, points_a = clip.pose.astype(np.float64), clip.keypoints.astype(np.float64)
                 pose_a[:, a] += ramp
                 points_a += (ramp[:, None] * per_degree[a]).reshape(points_a.shape)
@@ -138,6 +146,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     train = load_ar_clips(args.data, args.tag, "train", False)
+    readouts = push_readouts(train[: args.train_clips]) if args.response else None
     x, y = changes(train[: args.train_clips])
     weights = ridge(x, y, args.ridge)  # (T*C, 3)
     test = load_ar_clips(args.data, args.tag, "test", False)[: args.test_clips]
@@ -180,8 +189,8 @@ def main() -> None:
         if args.hidden:
             for what, r in hidden_readout(pipe, train[: args.hidden_clips], test, states).items():
                 print(f"    {name}'s hidden states -> {what}: {' / '.join(f'{v:+.2f}' for v in r)}")
-        if args.response:
-            followed = pose_response(pipe, train[: args.train_clips], test[:4])
+        if readouts is not None:
+            followed = pose_response(pipe, test[:4], readouts)
             print(f"    {name} follows a pushed turn by (deg a frame per deg a frame): "
                   f"{' / '.join(f'{v:+.2f}' for v in followed)}")  # fmt: skip
     share = np.abs(weights).reshape(tokens, -1, 3).sum(1)
