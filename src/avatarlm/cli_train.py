@@ -121,6 +121,11 @@ def add_train_parser(sub: Any) -> None:
         help="share of clips whose head also turns on its own, so the pose alone says where it goes (default 0)",
     )  # fmt: skip
     everything.add_argument("--ae-steps", type=int, default=3500)
+    everything.add_argument(
+        "--ae-final-lr", type=float, default=0.05,
+        help="the spatial AE stage's learning rate falls along a cosine to this fraction (default 0.05; "
+        "1: constant)",
+    )  # fmt: skip
     everything.add_argument("--ae-temporal-steps", type=int, default=600, help="0 skips the temporal stage")
     everything.add_argument(
         "--ae-temporal-window", type=int, default=4, help="frames per clip in the temporal stage (default 4)"
@@ -234,6 +239,7 @@ def _train_all(args: argparse.Namespace) -> None:
         seed=args.seed,
         head_turns=args.head_turns,
         ae_steps=args.ae_steps,
+        ae_final_lr=args.ae_final_lr,
         ae_temporal_steps=args.ae_temporal_steps,
         ae_temporal_window=args.ae_temporal_window,
         ae_temporal_batch=args.ae_temporal_batch,

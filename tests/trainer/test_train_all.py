@@ -140,5 +140,7 @@ def test_train_all_command_rejects_bad_settings(configs, tmp_path, capsys):
     assert not (tmp_path / "turns").exists()
     with pytest.raises(ValueError, match="duplex_dialogue_fraction must be in"):
         tiny_plan(configs, duplex_dialogue_fraction=2.0).validate()
+    with pytest.raises(ValueError, match="ae_final_lr must be in"):
+        tiny_plan(configs, ae_final_lr=-0.1).validate()
     with pytest.raises(ValueError, match="ae_reference_final_lr in \\[0, 1\\]"):
         tiny_plan(configs, ae_reference_final_lr=1.5).validate()

@@ -63,6 +63,8 @@ class TrainAllPlan:
     head_turns: float = 0.0  # share of clips whose head also turns on its own (``data synth --head-turns``)
     ae_steps: int = 3500
     ae_batch: int = 16
+    # the spatial stage's learning rate falls along a cosine to this fraction of its peak (None: constant)
+    ae_final_lr: float | None = 0.05
     ae_temporal_steps: int = 600  # 0 skips the temporal stage (autoencoders without temporal layers)
     ae_temporal_batch: int = 4
     ae_temporal_window: int = 4
@@ -104,6 +106,8 @@ class TrainAllPlan:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.ae_final_lr is not None and not 0.0 <= self.ae_final_lr <= 1.0:
+            raise ValueError(f"ae_final_lr must be in [0, 1] or None, got {self.ae_final_lr}")
         if self.ae_reference_change_weight < 0 or not 0.0 <= self.ae_reference_final_lr <= 1.0:
             raise ValueError(
                 f"ae_reference_change_weight must be >= 0 and ae_reference_final_lr in [0, 1], got "
@@ -196,7 +200,10 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
         frames: Path | None = data
         if plan.ae_mouth_channels:  # trains on rendered mouth-swap triples: the dataset is not read
             cfg, frames = cfg.with_overrides({"autoencoder.mouth_channels": plan.ae_mouth_channels}), None
-        run_ae_training(cfg, frames, out / "ae_spatial", plan.ae_steps, plan.ae_batch, progress=progress)
+        run_ae_training(
+            cfg, frames, out / "ae_spatial", plan.ae_steps, plan.ae_batch, progress=progress,
+            final_lr_fraction=plan.ae_final_lr,
+        )  # fmt: skip
 
     def ae_reference() -> None:
         if plan.ae_reference_steps == 0:
