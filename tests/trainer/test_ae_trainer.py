@@ -10,6 +10,7 @@ from avatarlm.autoencoder import DCAutoencoder
 from avatarlm.io import load_tensors, read_json
 from avatarlm.trainer import latest_checkpoint, train_autoencoder
 from avatarlm.trainer.ae_config import AETrainConfig
+from avatarlm.trainer.loss_log import LossLog
 
 AE = small_config(temporal_attention_levels=1, temporal_window=2)
 
@@ -37,7 +38,7 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_resume_after_kill_gives_identical_weights(tmp_path: Path) -> None:
-    cfg = config(stage="joint")
+    cfg = config(stage="joint", log_every=1)
     train_autoencoder(cfg, clips, tmp_path / "straight", steps=6, progress=False)
 
     calls = {"n": 0}
@@ -59,6 +60,11 @@ def test_resume_after_kill_gives_identical_weights(tmp_path: Path) -> None:
     assert read_json(tmp_path / "straight" / "model" / "config.json") == read_json(
         tmp_path / "resumed" / "model" / "config.json"
     )
+    # the loss curve: one row a step, the repeated steps rewritten, the same losses as the straight run
+    logs = [LossLog(tmp_path / run / "loss.csv", resume_step=6) for run in ("straight", "resumed")]
+    assert [log.series("loss") for log in logs][0] == logs[1].series("loss")
+    assert logs[0].series("loss")[0] == [1, 2, 3, 4, 5, 6]
+    assert (tmp_path / "resumed" / "loss.png").stat().st_size > 1000
 
 
 def test_latent_stats_are_stored_and_normalise(tmp_path: Path) -> None:
@@ -137,6 +143,8 @@ def test_bad_clip_batches_are_refused(tmp_path: Path) -> None:
         train_autoencoder(
             config(), lambda rng: np.zeros((1, 1, 16, 32, 3), np.uint8), tmp_path, steps=1, progress=False
         )
+    with pytest.raises(ValueError, match="log_every must be >= 1"):
+        config(log_every=0)
 
 
 def test_reference_pairs_mix_clips_with_rendered_faces_of_two_mouths(tiny_dataset) -> None:

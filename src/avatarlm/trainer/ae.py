@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..autoencoder.reference import changed_l1
 from ..io import atomic_write_json, read_json
 from .ae_config import AETrainConfig
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .loss_log import LossLog
 from .schedule import warmup_cosine_lr
 
 ClipSampler = Callable[[np.random.Generator], np.ndarray | torch.Tensor]
@@ -152,7 +154,8 @@ def train_autoencoder(
     autocast unless ``mixed_precision`` is False (the loss is always computed in fp32). ``final_lr_fraction``,
     when given, decays the learning rate along a cosine to that fraction of ``cfg.lr`` at ``steps``; by
     default it stays constant after the warm-up. Writes checkpoints every ``cfg.checkpoint_every``
-    steps and at the end, then the model folder ``out_dir/model`` with latent normalisation estimated
+    steps and at the end (with the loss curve, ``out_dir/loss.csv`` and ``loss.png``), then the model folder
+    ``out_dir/model`` with latent normalisation estimated
     from ``cfg.latent_stats_batches`` batches; both are CPU-loadable safetensors. Returns the trained
     model, on ``device``.
     """
@@ -195,14 +198,17 @@ def train_autoencoder(
     if found is not None:
         step, _ = load_checkpoint(found, modules, optimizers, rng)
     atomic_write_json(out / "train_config.json", cfg.to_dict())
+    log = LossLog(out / "loss.csv", resume_step=step)
+    started = time.perf_counter()
 
     c = model.config
     model.train()
     bar = tqdm(total=steps, initial=min(step, steps), disable=not progress, desc=f"ae/{cfg.stage}")
     while step < steps:
         x = clips_to_tensor(clips(rng), c.image_height, c.image_width, device)
+        lr = learning_rate(cfg, step, steps, final_lr_fraction)
         for group in opt.param_groups:
-            group["lr"] = learning_rate(cfg, step, steps, final_lr_fraction)
+            group["lr"] = lr
         if swap_loss is not None:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss, recon, parts = swap_loss(model, x, step)
@@ -242,7 +248,11 @@ def train_autoencoder(
         bar.set_postfix({k: f"{parts[k]:.4f}" for k in keys if k in parts})
         if on_step is not None:
             on_step(step, parts)
+        if step % cfg.log_every == 0 or step == steps:
+            log.add(step, loss=parts["loss"], lr=lr, seconds=time.perf_counter() - started)
         if step % cfg.checkpoint_every == 0 or step == steps:
+            log.save()
+            log.plot(out / "loss.png", f"autoencoder, {cfg.stage} stage", "reconstruction loss")
             save_checkpoint(
                 ckpt_dir, step, modules, optimizers, rng, {"stage": cfg.stage}, cfg.keep_checkpoints
             )

@@ -51,6 +51,7 @@ class AETrainConfig(ComponentConfig):
     # Weight of the L1 over pixels where the frame differs from its reference (reference.changed_l1).
     reference_change_weight: float = 2.0
     checkpoint_every: int = 500
+    log_every: int = 10  # steps between rows of the loss curve (OUT/loss.csv, loss.png)
     keep_checkpoints: int = 2
     latent_stats_batches: int = 4
     seed: int = 0
@@ -62,6 +63,8 @@ class AETrainConfig(ComponentConfig):
             raise ValueError(f"stage must be one of {AE_STAGES}, got {self.stage!r}")
         if self.lr <= 0 or self.disc_lr <= 0:
             raise ValueError(f"learning rates must be positive, got lr={self.lr}, disc_lr={self.disc_lr}")
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1, got {self.log_every}")
         if self.checkpoint_every < 1 or self.keep_checkpoints < 1:
             raise ValueError(
                 f"checkpoint_every={self.checkpoint_every} and keep_checkpoints={self.keep_checkpoints} "

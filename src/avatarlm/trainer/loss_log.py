@@ -44,7 +44,12 @@ class LossLog:
         pts = [(int(r["step"]), float(r[column])) for r in self.rows if r.get(column, "") != ""]
         return [p[0] for p in pts], [p[1] for p in pts]
 
-    def plot(self, path: str | os.PathLike[str], title: str = "training loss") -> Path:
+    def plot(
+        self,
+        path: str | os.PathLike[str],
+        title: str = "training loss",
+        ylabel: str = "flow-matching loss",
+    ) -> Path:
         """Write a PNG of training loss (and validation loss where logged) against step."""
         import matplotlib
 
@@ -64,7 +69,7 @@ class LossLog:
         if vsteps:
             ax.plot(vsteps, vloss, "o-", lw=1.5, ms=3, label="validation")
         ax.set_xlabel("step")
-        ax.set_ylabel("flow-matching loss")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         if steps or vsteps:
