@@ -65,6 +65,21 @@ def test_mouth_swap_loss_falls_on_a_fixed_batch() -> None:
         loss_fn(model, triples[:, :1], 0)
 
 
+def test_mouth_weight_counts_the_pixels_where_the_two_mouths_differ_again() -> None:
+    torch.manual_seed(0)
+    model = DCAutoencoder(AE)
+    batch = clips_to_tensor(MouthSwapSampler([1, 2], size=32)(np.random.default_rng(1), 2), 32, 32)
+    plain = AutoencoderLoss(ssim_weight=0.0, temporal_weight=0.0)
+    base, _, parts = MouthSwapLoss(plain, AE.mouth_channels)(model, batch)
+    weighed, _, more = MouthSwapLoss(plain, AE.mouth_channels, mouth_weight=3.0)(model, batch)
+    assert "mouth_l1" not in parts and more["mouth_l1"] > 0
+    torch.testing.assert_close(weighed, base + 3.0 * more["mouth_l1"], rtol=1e-5, atol=1e-6)
+    mouth = (batch[:, 0] - batch[:, 1]).abs().amax(dim=1).gt(0.05)  # face vs target: the mouth alone
+    assert 0 < float(mouth.float().mean()) < 0.2
+    with pytest.raises(ValueError, match="loss weights must be non-negative"):
+        AETrainConfig(autoencoder=AE, mouth_weight=-1.0)
+
+
 def triples(rng: np.random.Generator) -> np.ndarray:
     return MouthSwapSampler([1, 2, 3, 4], size=32)(rng, 2)
 

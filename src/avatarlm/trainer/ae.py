@@ -183,7 +183,11 @@ def train_autoencoder(
     swap_loss = None
     if uses_mouth_swap(cfg):
         swap_loss = MouthSwapLoss(
-            loss_fn, model.config.mouth_channels, cfg.mouth_swap_weight, cfg.mouth_invariance_weight
+            loss_fn,
+            model.config.mouth_channels,
+            cfg.mouth_swap_weight,
+            cfg.mouth_invariance_weight,
+            cfg.mouth_weight,
         )
     modules: dict[str, torch.nn.Module] = {"model": model}
     optimizers: dict[str, torch.optim.Optimizer] = {"model": opt}
@@ -244,7 +248,7 @@ def train_autoencoder(
             parts["gan_d"] = float(d_loss.detach())
         step += 1
         bar.update(1)
-        keys = ("loss", "l1", "swap_l1", "invariance", "changed_l1")
+        keys = ("loss", "l1", "swap_l1", "invariance", "mouth_l1", "changed_l1")
         bar.set_postfix({k: f"{parts[k]:.4f}" for k in keys if k in parts})
         if on_step is not None:
             on_step(step, parts)

@@ -43,6 +43,8 @@ class AETrainConfig(ComponentConfig):
     # weight of the swapped decode's loss, and of the non-mouth channels' invariance to the mouth.
     mouth_swap_weight: float = 1.0
     mouth_invariance_weight: float = 1.0
+    # weight of the L1 over the mouth's pixels counted again (mouth_swap.mouth_l1; 0 = not counted again)
+    mouth_weight: float = 0.0
     # Reference-conditioned models: the share of batches decoded without their reference frame, and (for a
     # talking-head model, one with mouth channels, trained on single frames) the share of each batch's
     # pairs rendered as one face with two mouths, so the decoder takes the mouth from the latent.
@@ -71,7 +73,7 @@ class AETrainConfig(ComponentConfig):
                 "must be >= 1"
             )
         weights = (self.l1_weight, self.ssim_weight, self.temporal_weight, self.gan_weight)
-        if min(*weights, self.mouth_swap_weight, self.mouth_invariance_weight) < 0:
+        if min(*weights, self.mouth_swap_weight, self.mouth_invariance_weight, self.mouth_weight) < 0:
             raise ValueError("loss weights must be non-negative")
         for name in ("reference_dropout", "reference_mouth_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
