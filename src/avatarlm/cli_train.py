@@ -143,6 +143,10 @@ def add_train_parser(sub: Any) -> None:
         help="give the AE K mouth channels (spatial stage on rendered mouth-swap triples; default 0)",
     )  # fmt: skip
     everything.add_argument(
+        "--ae-mouth-weight", type=float, default=0.0,
+        help="with --mouth-channels: count the L1 over the mouth's pixels W times more (default 0)",
+    )  # fmt: skip
+    everything.add_argument(
         "--duplex-steps", type=int, default=0, help="then fine-tune to hear a partner too (default 0: mono)"
     )
     everything.add_argument(
@@ -247,6 +251,7 @@ def _train_all(args: argparse.Namespace) -> None:
         ar_steps=args.ar_steps,
         ar_overrides=_overrides(args.set),
         ae_mouth_channels=args.mouth_channels,
+        ae_mouth_weight=args.ae_mouth_weight,
         duplex_steps=args.duplex_steps,
         own_history_steps=args.own_history_steps,
         workers=args.workers,

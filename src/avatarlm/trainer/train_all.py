@@ -69,6 +69,9 @@ class TrainAllPlan:
     ae_temporal_batch: int = 4
     ae_temporal_window: int = 4
     ae_mouth_channels: int = 0  # > 0: the spatial stage trains on mouth-swap triples (not on the dataset)
+    ae_mouth_weight: float = (
+        0.0  # with mouth channels: the mouth's pixels counted again (mouth_swap.mouth_l1)
+    )
     ae_reference_steps: int = 0  # > 0: a decoder stage that reads the reference frame (0 skips it)
     ae_reference_levels: int = 4
     ae_reference_lr: float = 2e-4
@@ -106,6 +109,8 @@ class TrainAllPlan:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.ae_mouth_weight < 0:
+            raise ValueError(f"ae_mouth_weight must be >= 0, got {self.ae_mouth_weight}")
         if self.ae_final_lr is not None and not 0.0 <= self.ae_final_lr <= 1.0:
             raise ValueError(f"ae_final_lr must be in [0, 1] or None, got {self.ae_final_lr}")
         if self.ae_reference_change_weight < 0 or not 0.0 <= self.ae_reference_final_lr <= 1.0:
@@ -199,7 +204,11 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
         cfg = _ae_config(plan, stage="spatial")
         frames: Path | None = data
         if plan.ae_mouth_channels:  # trains on rendered mouth-swap triples: the dataset is not read
-            cfg, frames = cfg.with_overrides({"autoencoder.mouth_channels": plan.ae_mouth_channels}), None
+            overrides = {
+                "autoencoder.mouth_channels": plan.ae_mouth_channels,
+                "mouth_weight": plan.ae_mouth_weight,
+            }
+            cfg, frames = cfg.with_overrides(overrides), None
         run_ae_training(
             cfg, frames, out / "ae_spatial", plan.ae_steps, plan.ae_batch, progress=progress,
             final_lr_fraction=plan.ae_final_lr,
