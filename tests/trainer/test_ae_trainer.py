@@ -62,7 +62,7 @@ def test_resume_after_kill_gives_identical_weights(tmp_path: Path) -> None:
     )
     # the loss curve: one row a step, the repeated steps rewritten, the same losses as the straight run
     logs = [LossLog(tmp_path / run / "loss.csv", resume_step=6) for run in ("straight", "resumed")]
-    assert [log.series("loss") for log in logs][0] == logs[1].series("loss")
+    assert logs[0].series("loss") == logs[1].series("loss")
     assert logs[0].series("loss")[0] == [1, 2, 3, 4, 5, 6]
     assert (tmp_path / "resumed" / "loss.png").stat().st_size > 1000
 

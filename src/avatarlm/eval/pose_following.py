@@ -142,6 +142,11 @@ def _correlations(got: np.ndarray, true: np.ndarray) -> list[float]:
     return out
 
 
+def _angles(values: list[float], fmt: str = "+.2f") -> str:
+    """Yaw / pitch / roll figures as a table cell."""
+    return " / ".join(f"{v:{fmt}}" for v in values)
+
+
 def write_pose_following(result: PoseFollowing, out: str | Path) -> list[Path]:
     """pose.json, pose.md (the table) and pose_traces.png (the first clip's yaw and pitch: truth and each
     source)."""
@@ -158,15 +163,14 @@ def write_pose_following(result: PoseFollowing, out: str | Path) -> list[Path]:
         "| share of the true motion made (slope within a clip) |",
         "|---|---|---|---|",
         *(
-            f"| {s} | {' / '.join(f'{v:.1f}' for v in result.mae[s])} | "
-            f"{' / '.join(f'{v:+.2f}' for v in result.r[s])} | {' / '.join(f'{v:+.2f}' for v in result.turn[s])} |"
+            f"| {s} | {_angles(result.mae[s], '.1f')} | {_angles(result.r[s])} | {_angles(result.turn[s])} |"
             for s in SOURCES
         ),
     ]
     step_rows = [
         "| one step ahead | yaw / pitch / roll r of the change with the true change |",
         "|---|---|",
-        *(f"| {s} | {' / '.join(f'{v:+.2f}' for v in result.step_r[s])} |" for s in STEP_SOURCES),
+        *(f"| {s} | {_angles(result.step_r[s])} |" for s in STEP_SOURCES),
     ]
     text = (
         f"Head-turn clips ({', '.join(result.clips)}; {result.frames} frames; session anchor "

@@ -63,15 +63,14 @@ class TrainAllPlan:
     head_turns: float = 0.0  # share of clips whose head also turns on its own (``data synth --head-turns``)
     ae_steps: int = 3500
     ae_batch: int = 16
-    # the spatial stage's learning rate falls along a cosine to this fraction of its peak (None: constant)
-    ae_final_lr: float | None = 0.05
+    # the spatial stage's learning rate falls along a cosine to this fraction of its peak (1: constant)
+    ae_final_lr: float = 0.05
     ae_temporal_steps: int = 600  # 0 skips the temporal stage (autoencoders without temporal layers)
     ae_temporal_batch: int = 4
     ae_temporal_window: int = 4
     ae_mouth_channels: int = 0  # > 0: the spatial stage trains on mouth-swap triples (not on the dataset)
-    ae_mouth_weight: float = (
-        0.0  # with mouth channels: the mouth's pixels counted again (mouth_swap.mouth_l1)
-    )
+    # with mouth channels: the mouth's pixels counted again (mouth_swap.mouth_l1)
+    ae_mouth_weight: float = 0.0
     ae_reference_steps: int = 0  # > 0: a decoder stage that reads the reference frame (0 skips it)
     ae_reference_levels: int = 4
     ae_reference_lr: float = 2e-4
@@ -111,8 +110,8 @@ class TrainAllPlan:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.ae_mouth_weight < 0:
             raise ValueError(f"ae_mouth_weight must be >= 0, got {self.ae_mouth_weight}")
-        if self.ae_final_lr is not None and not 0.0 <= self.ae_final_lr <= 1.0:
-            raise ValueError(f"ae_final_lr must be in [0, 1] or None, got {self.ae_final_lr}")
+        if not 0.0 <= self.ae_final_lr <= 1.0:
+            raise ValueError(f"ae_final_lr must be in [0, 1], got {self.ae_final_lr}")
         if self.ae_reference_change_weight < 0 or not 0.0 <= self.ae_reference_final_lr <= 1.0:
             raise ValueError(
                 f"ae_reference_change_weight must be >= 0 and ae_reference_final_lr in [0, 1], got "
