@@ -122,6 +122,12 @@ def add_train_parser(sub: Any) -> None:
     )  # fmt: skip
     everything.add_argument("--ae-steps", type=int, default=3500)
     everything.add_argument(
+        "--ae-lr",
+        type=float,
+        default=None,
+        help="the spatial AE stage's peak learning rate (default: the preset's)",
+    )
+    everything.add_argument(
         "--ae-final-lr", type=float, default=0.05,
         help="the spatial AE stage's learning rate falls along a cosine to this fraction (default 0.05; "
         "1: constant)",
@@ -243,6 +249,7 @@ def _train_all(args: argparse.Namespace) -> None:
         seed=args.seed,
         head_turns=args.head_turns,
         ae_steps=args.ae_steps,
+        ae_lr=args.ae_lr,
         ae_final_lr=args.ae_final_lr,
         ae_temporal_steps=args.ae_temporal_steps,
         ae_temporal_window=args.ae_temporal_window,

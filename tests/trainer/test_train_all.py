@@ -83,7 +83,7 @@ def test_train_all_with_mouth_channels_and_a_duplex_stage_builds_the_bundled_rec
     """The bundled model's recipe in one command: a mouth-swap autoencoder whose decoder reads the
     reference frame, a duplex AR model, then the fine-tune on its own rollouts."""
     plan = tiny_plan(
-        configs, ae_preset=str(configs / "ae_temporal.json"), ae_mouth_channels=2, ae_mouth_weight=3.0, ae_reference_steps=2, ae_reference_levels=1, ae_temporal_steps=2,
+        configs, ae_preset=str(configs / "ae_temporal.json"), ae_mouth_channels=2, ae_mouth_weight=3.0, ae_lr=6e-4, ae_reference_steps=2, ae_reference_levels=1, ae_temporal_steps=2,
         ae_temporal_window=3, ae_temporal_batch=1, duplex_steps=2, own_history_steps=2,
     )  # fmt: skip
     out = tmp_path / "run"
@@ -101,7 +101,8 @@ def test_train_all_with_mouth_channels_and_a_duplex_stage_builds_the_bundled_rec
     assert all(torch.equal(v, pipe.autoencoder.state_dict()[k]) for k, v in encoder.items())
     assert pipe.model.config.mouth_channels == 2  # train ar takes the autoencoder's mouth channels
     assert pipe.model.config.conditions.audio_streams == 2
-    assert json.loads((out / "ae_spatial" / "train_config.json").read_text())["mouth_weight"] == 3.0
+    spatial = json.loads((out / "ae_spatial" / "train_config.json").read_text())
+    assert (spatial["mouth_weight"], spatial["lr"]) == (3.0, 6e-4)
     reference = json.loads((out / "ae_reference" / "train_config.json").read_text())
     assert (reference["stage"], reference["reference_change_weight"]) == ("decoder", 4.0)
     trained = json.loads((out / "own_history" / "train_config.json").read_text())
@@ -143,6 +144,8 @@ def test_train_all_command_rejects_bad_settings(configs, tmp_path, capsys):
         tiny_plan(configs, duplex_dialogue_fraction=2.0).validate()
     with pytest.raises(ValueError, match="ae_mouth_weight must be >= 0"):
         tiny_plan(configs, ae_mouth_weight=-1.0).validate()
+    with pytest.raises(ValueError, match="ae_lr must be positive"):
+        tiny_plan(configs, ae_lr=0.0).validate()
     with pytest.raises(ValueError, match="ae_final_lr must be in"):
         tiny_plan(configs, ae_final_lr=-0.1).validate()
     with pytest.raises(ValueError, match="ae_reference_final_lr in \\[0, 1\\]"):

@@ -63,7 +63,9 @@ class TrainAllPlan:
     head_turns: float = 0.0  # share of clips whose head also turns on its own (``data synth --head-turns``)
     ae_steps: int = 3500
     ae_batch: int = 16
-    # the spatial stage's learning rate falls along a cosine to this fraction of its peak (1: constant)
+    # the spatial stage's peak learning rate (None: the preset's), falling along a cosine to ae_final_lr
+    # of it (1: constant)
+    ae_lr: float | None = None
     ae_final_lr: float = 0.05
     ae_temporal_steps: int = 600  # 0 skips the temporal stage (autoencoders without temporal layers)
     ae_temporal_batch: int = 4
@@ -110,6 +112,8 @@ class TrainAllPlan:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.ae_mouth_weight < 0:
             raise ValueError(f"ae_mouth_weight must be >= 0, got {self.ae_mouth_weight}")
+        if self.ae_lr is not None and self.ae_lr <= 0:
+            raise ValueError(f"ae_lr must be positive, got {self.ae_lr}")
         if not 0.0 <= self.ae_final_lr <= 1.0:
             raise ValueError(f"ae_final_lr must be in [0, 1], got {self.ae_final_lr}")
         if self.ae_reference_change_weight < 0 or not 0.0 <= self.ae_reference_final_lr <= 1.0:
@@ -201,6 +205,8 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
         from avatarlm.trainer.ae_run import run_ae_training
 
         cfg = _ae_config(plan, stage="spatial")
+        if plan.ae_lr is not None:
+            cfg = cfg.replace(lr=plan.ae_lr)
         frames: Path | None = data
         if plan.ae_mouth_channels:  # trains on rendered mouth-swap triples: the dataset is not read
             overrides = {
