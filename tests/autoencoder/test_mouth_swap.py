@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from ae_helpers import small_config
+from ae_helpers import randomize_fusions, small_config
 from avatarlm.autoencoder.loss import AutoencoderLoss
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.autoencoder.mouth_swap import MouthSwapLoss, mouth_invariance, swap_mouth
+from avatarlm.autoencoder.reference import changed_l1
 from avatarlm.config import AutoencoderConfig
 from avatarlm.data.mouth_swap import MouthSwapSampler
 from avatarlm.io import read_json
@@ -137,3 +138,66 @@ def test_a_model_with_mouth_channels_keeps_them_in_every_later_run(tmp_path: Pat
 
     model = train_autoencoder(temporal, clips, tmp_path / "temporal", steps=1, progress=False)
     assert model.config.mouth_channels == 2 and model.config.temporal
+
+
+REFERENCE_AE = small_config(temporal=False, mouth_channels=2, reference_levels=2)
+
+
+def with_references(rng: np.random.Generator, batch: int = 2) -> np.ndarray:
+    return MouthSwapSampler([1, 2, 3], size=32, references=True)(rng, batch)
+
+
+def test_a_reference_reading_decoder_reads_each_rows_own_identitys_reference() -> None:
+    """Face and swap decode with the face's reference, the donor with the donor's."""
+    torch.manual_seed(0)
+    model = DCAutoencoder(REFERENCE_AE).eval()
+    randomize_fusions(model)
+    batch = clips_to_tensor(with_references(np.random.default_rng(0)), 32, 32)
+    plain = AutoencoderLoss(ssim_weight=0.0, temporal_weight=0.0)
+    loss_fn = MouthSwapLoss(plain, 2, mouth_weight=1.0, change_weight=2.0)
+    decoded: list[torch.Tensor] = []
+    decode = model.decode_raw
+
+    def recording(latents, cache=None, reference=None):  # type: ignore[no-untyped-def]
+        decoded.append(decode(latents, cache, reference).view(2, 3, 3, 32, 32))  # face, donor, swap
+        return decoded[-1].flatten(0, 1)[:, None]
+
+    model.decode_raw = recording  # type: ignore[method-assign]
+    with torch.no_grad():
+        loss, recon, parts = loss_fn(model, batch)
+        other = batch.clone()
+        other[:, 4] = -other[:, 4]  # another donor reference: only the donor's decode may change
+        loss_fn(model, other)
+        _, _, alone = loss_fn(model, batch[:, :3])  # without references: decoded alone
+        base, _, _ = MouthSwapLoss(plain, 2, mouth_weight=1.0)(model, batch)
+    first, second, without = decoded[:3]
+    assert torch.equal(first[:, [0, 2]], second[:, [0, 2]]) and not torch.equal(first[:, 1], second[:, 1])
+    assert not torch.equal(first[:, 0], without[:, 0])  # the reference is read
+    assert recon.shape == (2, 1, 3, 32, 32) and "changed_l1" not in alone
+    truth = batch[:, [0, 2, 1]].reshape(6, 1, 3, 32, 32)
+    pictures = batch[:, [3, 4, 3]].reshape(6, 3, 32, 32)
+    changed = changed_l1(first.reshape(6, 1, 3, 32, 32), truth, pictures)
+    assert parts["changed_l1"] == pytest.approx(float(changed), rel=1e-5)
+    torch.testing.assert_close(loss, base + 2.0 * changed, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="reads none"):
+        loss_fn(DCAutoencoder(AE), batch)
+    with pytest.raises(ValueError, match=r"\(B, 5, \.\.\. with references\)"):
+        loss_fn(model, batch[:, :4])
+
+
+def test_mouth_swap_with_references_trains_and_saves_a_reference_reading_model(tmp_path: Path) -> None:
+    cfg = AETrainConfig(autoencoder=REFERENCE_AE, lr=1e-3, warmup_steps=1, latent_stats_batches=1)
+    batch = with_references(np.random.default_rng(0), 4)
+    losses: list[float] = []
+    model = train_autoencoder(
+        cfg, lambda rng: batch, tmp_path / "run", steps=30, progress=False,
+        on_step=lambda step, parts: losses.append(parts["loss"]),
+    )  # fmt: skip
+    assert model.config.reference_levels == 2 and model.config.mouth_channels == 2
+    assert float(model.decoder.blend.gate.detach()) != 0.0  # the decoder learned to copy from the reference
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses[::5]
+    always_dropped = cfg.replace(reference_dropout=1.0)
+    dropped = train_autoencoder(
+        always_dropped, lambda rng: batch, tmp_path / "dropped", steps=2, progress=False
+    )
+    assert float(dropped.decoder.blend.gate.detach()) == 0.0  # never given a reference, never opened

@@ -30,3 +30,19 @@ def test_same_rng_same_triples_and_bad_batch_refused() -> None:
 def test_one_identity_is_its_own_donor() -> None:
     _, pairs, _ = MouthSwapSampler([4], size=32).draw(np.random.default_rng(0), 2)
     assert pairs == [(4, 4), (4, 4)]
+
+
+def test_references_are_each_identity_in_a_typical_state_and_leave_the_triples_alone() -> None:
+    plain = MouthSwapSampler([3, 7, 11], size=48)(np.random.default_rng(2), 6)
+    frames = MouthSwapSampler([3, 7, 11], size=48, references=True)(np.random.default_rng(2), 6)
+    assert frames.shape == (6, 5, 48, 48, 3)
+    np.testing.assert_array_equal(frames[0, :3], plain[0])  # the first item's triple is drawn as before
+    x = frames.astype(np.int16)
+
+    def differs(a: int, b: int) -> float:  # share of pixels where frames a and b differ
+        return float((np.abs(x[:, a] - x[:, b]).max(axis=-1) > 8).mean())
+
+    # a reference shares its identity's background and clothes: it is far closer to its own face than to
+    # the other identity's frame
+    assert differs(0, 3) < 0.5 * differs(0, 4) and differs(2, 4) < 0.5 * differs(2, 3)
+    assert differs(0, 3) > 0  # in another state than the face

@@ -7,6 +7,12 @@ donor's (``swap_mouth``), which must decode to the target — the face wearing t
 term asks the other channels of face and target, which differ only in the mouth, to be equal, so that a
 mouth movement changes the mouth channels alone: the latent change that opens a mouth is then one shared
 direction, which an AR model can learn from audio once instead of once per face.
+
+A model whose decoder reads a reference frame (``reference_levels``) learns it here too, from the start,
+on batches (B, 5, 3, H, W) that add each identity's reference (``MouthSwapSampler(references=True)``): face
+and swap decode with the face's reference, the donor with its own, so the latent need not carry what the
+picture shows and the mouth is all the reference gets wrong about the target. ``change_weight`` then
+counts the L1 over the pixels where a frame differs from its reference again (``reference.changed_l1``).
 """
 
 from __future__ import annotations
@@ -48,6 +54,13 @@ def mouth_l1(decoded: torch.Tensor, triples: torch.Tensor) -> torch.Tensor:
     )
 
 
+def _reference_rows(batch: int, device: torch.device) -> torch.Tensor:
+    """Which of the 2B references (face's, donor's per item) each of the 3B decoded rows reads."""
+    return (
+        2 * torch.arange(batch, device=device)[:, None] + torch.tensor([0, 1, 0], device=device)
+    ).flatten()
+
+
 class MouthSwapLoss(nn.Module):
     """Reconstruction of face and donor + the swap term + the invariance term, on triples (B, 3, 3, H, W)."""
 
@@ -58,6 +71,7 @@ class MouthSwapLoss(nn.Module):
         swap_weight: float = 1.0,
         invariance_weight: float = 1.0,
         mouth_weight: float = 0.0,
+        change_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if mouth_channels < 1:
@@ -65,21 +79,34 @@ class MouthSwapLoss(nn.Module):
         self.pixel_loss = pixel_loss
         self.mouth_channels = mouth_channels
         self.swap_weight, self.invariance_weight = swap_weight, invariance_weight
-        self.mouth_weight = mouth_weight
+        self.mouth_weight, self.change_weight = mouth_weight, change_weight
 
     def forward(
         self, model: DCAutoencoder, triples: torch.Tensor, step: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        """(loss, reconstructions of the faces (B, 1, 3, H, W), logged parts)."""
-        if triples.dim() != 5 or triples.shape[1] != 3:
-            raise ValueError(f"mouth-swap batches are (B, 3, 3, H, W) triples, got {tuple(triples.shape)}")
-        b = triples.shape[0]
-        z = model.encode_raw(triples.reshape(3 * b, 1, *triples.shape[2:])).view(b, 3, *model.latent_shape)
+        """(loss, reconstructions of the faces (B, 1, 3, H, W), logged parts). ``triples`` (B, 3, 3, H, W),
+        or (B, 5, 3, H, W) with the face's and the donor's reference frames for a reference-reading model."""
+        if triples.dim() != 5 or triples.shape[1] not in (3, 5):
+            raise ValueError(
+                f"mouth-swap batches are (B, 3, 3, H, W) triples (B, 5, ... with references), got "
+                f"{tuple(triples.shape)}"
+            )
+        b, frame = triples.shape[0], triples.shape[2:]
+        references = triples[:, 3:].reshape(-1, *frame) if triples.shape[1] == 5 else None
+        if references is not None and not model.config.reference_levels:
+            raise ValueError(
+                "reference frames given, but the model's decoder reads none (reference_levels=0)"
+            )
+        triples = triples[:, :3]
+        z = model.encode_raw(triples.reshape(3 * b, 1, *frame)).view(b, 3, *model.latent_shape)
         face, target, donor = z.unbind(1)
         swapped = swap_mouth(face, donor, self.mouth_channels)
-        decoded = model.decode_raw(torch.stack([face, donor, swapped], 1).flatten(0, 1)[:, None]).float()
-        frame = triples.shape[2:]
-        decoded = decoded.view(b, 3, *frame)
+        features = None
+        if references is not None:  # rows face, donor, swap of each item read references 2i, 2i + 1, 2i
+            features = model.reference_features(references)
+            features = features.select(_reference_rows(b, references.device)) if features else None
+        latents = torch.stack([face, donor, swapped], 1).flatten(0, 1)[:, None]
+        decoded = model.decode_raw(latents, reference=features).float().view(b, 3, *frame)
         with torch.autocast(decoded.device.type, enabled=False):  # losses in fp32 under mixed precision
             # face and donor reconstructions (2B, 1, ...) against their frames; the swap against the target
             own = decoded[:, [0, 1]].reshape(2 * b, 1, *frame)
@@ -91,5 +118,11 @@ class MouthSwapLoss(nn.Module):
             mouth = mouth_l1(decoded, triples)
             loss = loss + self.mouth_weight * mouth
             parts.update(mouth_l1=float(mouth.detach()))
+        if references is not None and self.change_weight > 0:
+            truth = triples[:, [0, 2, 1]].reshape(3 * b, 1, *frame)  # what face, donor and swap decode to
+            pictures = references[_reference_rows(b, references.device)]
+            changed = changed_l1(decoded.reshape(3 * b, 1, *frame), truth, pictures)
+            loss = loss + self.change_weight * changed
+            parts.update(changed_l1=float(changed.detach()))
         parts.update(swap_l1=swap_parts["l1"], invariance=float(inv.detach()), loss=float(loss.detach()))
         return loss, decoded[:, :1], parts

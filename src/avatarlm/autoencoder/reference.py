@@ -37,6 +37,10 @@ class ReferenceFeatures:
     def batch(self) -> int:
         return self.image.shape[0]
 
+    def select(self, index: torch.Tensor) -> ReferenceFeatures:
+        """The features of streams ``index`` (a 1-D index into the batch, repeats allowed), in that order."""
+        return ReferenceFeatures([t[index] for t in self.levels], self.image[index])
+
     def expand(self, batch: int) -> ReferenceFeatures:
         """One stream's features (batch 1) as ``batch`` streams with that reference, without copying."""
         if self.batch != 1:

@@ -187,6 +187,7 @@ def train_autoencoder(
             cfg.mouth_swap_weight,
             cfg.mouth_invariance_weight,
             cfg.mouth_weight,
+            cfg.reference_change_weight,
         )
     modules: dict[str, torch.nn.Module] = {"model": model}
     optimizers: dict[str, torch.optim.Optimizer] = {"model": opt}
@@ -213,6 +214,8 @@ def train_autoencoder(
         for group in opt.param_groups:
             group["lr"] = lr
         if swap_loss is not None:
+            if x.shape[1] == 5 and rng.random() < cfg.reference_dropout:
+                x = x[:, :3]  # the triples without their references: the decoder learns to do without
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss, recon, parts = swap_loss(model, x, step)
             x = x[:, :1]  # the faces, what the discriminator compares the reconstructions with

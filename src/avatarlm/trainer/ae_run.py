@@ -39,7 +39,8 @@ def run_ae_training(
 
     A spatial stage of a model with mouth channels (``cfg.autoencoder.mouth_channels`` > 0, or an
     ``init_from`` model that has them; see ``uses_mouth_swap``) renders ``batch`` mouth-swap triples of
-    train-split identities per step instead (``data`` is then not read and may be None).
+    train-split identities per step instead (``data`` is then not read and may be None), with their
+    reference frames when the model's decoder reads one.
     """
     if batch < 1 or steps < 1 or window < 1:
         raise ValueError(f"batch, steps and window must be at least 1, got {batch}, {steps} and {window}")
@@ -53,7 +54,7 @@ def run_ae_training(
             )
         if window != 1:
             raise ValueError("the mouth swap trains on single frames: leave --window at 1")
-        triples = mouth_swap_sampler(cfg)
+        triples = mouth_swap_sampler(cfg, references=trained_setting(cfg, "reference_levels") > 0)
         if progress:
             print(f"training on rendered mouth-swap triples of {MOUTH_SWAP_IDENTITIES} train identities")
         train_autoencoder(
@@ -87,12 +88,15 @@ def run_ae_training(
     return Path(out) / "model"
 
 
-def mouth_swap_sampler(cfg: AETrainConfig) -> MouthSwapSampler:
-    """Rendered (face, face wearing a donor's mouth, donor) triples of train-split identities."""
+def mouth_swap_sampler(cfg: AETrainConfig, references: bool = False) -> MouthSwapSampler:
+    """Rendered (face, face wearing a donor's mouth, donor) triples of train-split identities; with
+    ``references``, each with both identities' reference frames."""
     size = cfg.autoencoder.image_height
     if cfg.autoencoder.image_width != size:
         raise ValueError("mouth-swap triples are rendered square: the autoencoder's frame must be square")
-    return MouthSwapSampler(split_identities("train", MOUTH_SWAP_IDENTITIES), size=size)
+    return MouthSwapSampler(
+        split_identities("train", MOUTH_SWAP_IDENTITIES), size=size, references=references
+    )
 
 
 def mixed_reference_pairs(
