@@ -104,7 +104,8 @@ class MouthSwapLoss(nn.Module):
         features = None
         if references is not None:  # rows face, donor, swap of each item read references 2i, 2i + 1, 2i
             features = model.reference_features(references)
-            features = features.select(_reference_rows(b, references.device)) if features else None
+            assert features is not None  # the model reads references: checked above
+            features = features.select(_reference_rows(b, references.device))
         latents = torch.stack([face, donor, swapped], 1).flatten(0, 1)[:, None]
         decoded = model.decode_raw(latents, reference=features).float().view(b, 3, *frame)
         with torch.autocast(decoded.device.type, enabled=False):  # losses in fp32 under mixed precision
@@ -118,10 +119,9 @@ class MouthSwapLoss(nn.Module):
             mouth = mouth_l1(decoded, triples)
             loss = loss + self.mouth_weight * mouth
             parts.update(mouth_l1=float(mouth.detach()))
-        if references is not None and self.change_weight > 0:
+        if features is not None and self.change_weight > 0:
             truth = triples[:, [0, 2, 1]].reshape(3 * b, 1, *frame)  # what face, donor and swap decode to
-            pictures = references[_reference_rows(b, references.device)]
-            changed = changed_l1(decoded.reshape(3 * b, 1, *frame), truth, pictures)
+            changed = changed_l1(decoded.reshape(3 * b, 1, *frame), truth, features.image)
             loss = loss + self.change_weight * changed
             parts.update(changed_l1=float(changed.detach()))
         parts.update(swap_l1=swap_parts["l1"], invariance=float(inv.detach()), loss=float(loss.detach()))

@@ -155,8 +155,8 @@ def train_autoencoder(
     when given, decays the learning rate along a cosine to that fraction of ``cfg.lr`` at ``steps``; by
     default it stays constant after the warm-up. Writes checkpoints every ``cfg.checkpoint_every``
     steps and at the end (with the loss curve, ``out_dir/loss.csv`` and ``loss.png``), then the model
-    folder ``out_dir/model`` with latent normalisation estimated from ``cfg.latent_stats_batches`` batches; both are CPU-loadable safetensors. Returns the trained
-    model, on ``device``.
+    folder ``out_dir/model`` with latent normalisation estimated from ``cfg.latent_stats_batches``
+    batches; both are CPU-loadable safetensors. Returns the trained model, on ``device``.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
