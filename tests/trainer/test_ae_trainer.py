@@ -67,6 +67,21 @@ def test_resume_after_kill_gives_identical_weights(tmp_path: Path) -> None:
     assert (tmp_path / "resumed" / "loss.png").stat().st_size > 1000
 
 
+def test_compiled_training_computes_what_eager_training_does(tmp_path: Path) -> None:
+    """``compile_model`` changes how the steps run, not what they compute: the same losses and weights to
+    float tolerance, under the same weight names (the model folder loads as any other)."""
+    cfg = config(stage="spatial", log_every=1, gan_weight=0.0)
+    train_autoencoder(cfg, clips, tmp_path / "eager", steps=3, progress=False)
+    train_autoencoder(cfg, clips, tmp_path / "compiled", steps=3, progress=False, compile_model=True)
+    a, b = weights(tmp_path / "eager" / "model"), weights(tmp_path / "compiled" / "model")
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
+    logs = [LossLog(tmp_path / run / "loss.csv", resume_step=3) for run in ("eager", "compiled")]
+    eager_loss, compiled_loss = (log.series("loss")[1] for log in logs)
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-4)
+    DCAutoencoder.from_pretrained(tmp_path / "compiled" / "model")
+
+
 def test_latent_stats_are_stored_and_normalise(tmp_path: Path) -> None:
     model = train_autoencoder(config(gan_weight=0.0), clips, tmp_path, steps=2, progress=False)
     saved = read_json(tmp_path / "model" / "config.json")

@@ -1,6 +1,7 @@
 """`avatarlm train all` on a tiny plan: every stage runs once, a rerun resumes instead of redoing, other
 settings are refused, and the pipeline it writes loads and generates."""
 
+import argparse
 import json
 
 import pytest
@@ -8,7 +9,8 @@ import torch
 
 from ar_helpers import ae_config, train_config
 from avatarlm.autoencoder.model import DCAutoencoder
-from avatarlm.cli import main
+from avatarlm.cli import build_parser, main
+from avatarlm.cli_train import PLAN_FLAGS, train_all_plan
 from avatarlm.pipeline.folder import load_pipeline
 from avatarlm.trainer.ae_config import AETrainConfig
 from avatarlm.trainer.train_all import (
@@ -44,6 +46,10 @@ def tiny_plan(configs, **overrides) -> TrainAllPlan:
         head_turns=0.5,
         ae_steps=2,
         ae_batch=2,
+        ae_lr=None,  # the preset's
+        ae_mouth_channels=0,
+        ae_mouth_weight=0.0,
+        ae_reference_steps=0,
         ae_temporal_steps=0,
         ar_steps=2,
         workers=1,
@@ -62,8 +68,8 @@ def test_train_all_runs_every_stage_once_and_resumes(configs, tmp_path):
     assert json.loads((out / "data" / "index.json").read_text())["config"]["head_turn_fraction"] == 0.5
     weights = (out / "ar" / "pipeline" / "ar" / "model.safetensors").stat().st_mtime_ns
 
-    # a rerun (other worker count: allowed) finds everything done and changes nothing
-    again = train_all(tiny_plan(configs, workers=2), out, progress=False)
+    # a rerun (other worker count, compiled: allowed) finds everything done and changes nothing
+    again = train_all(tiny_plan(configs, workers=2, compile=True), out, progress=False)
     assert all(r.skipped for r in again)
     assert (out / "ar" / "pipeline" / "ar" / "model.safetensors").stat().st_mtime_ns == weights
     assert "| AR model |" in budget_table(again)
@@ -150,3 +156,24 @@ def test_train_all_command_rejects_bad_settings(configs, tmp_path, capsys):
         tiny_plan(configs, ae_final_lr=-0.1).validate()
     with pytest.raises(ValueError, match="ae_reference_final_lr in \\[0, 1\\]"):
         tiny_plan(configs, ae_reference_final_lr=1.5).validate()
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
+def test_train_all_command_left_out_settings_take_the_budget_recipe():
+    """`avatarlm train all --out DIR` alone is the recipe the README times; flags change one setting each,
+    and the help states the plan's defaults."""
+    parser = build_parser()
+    assert train_all_plan(parser.parse_args(["train", "all", "--out", "x"])) == TrainAllPlan()
+    recipe = TrainAllPlan()
+    assert (recipe.ae_mouth_channels, recipe.ae_mouth_weight, recipe.ae_reference_steps) == (4, 4.0, 2500)
+    args = parser.parse_args(["train", "all", "--out", "x", "--mouth-channels", "0", "--ae-lr", "3e-4"])
+    plan = train_all_plan(args)
+    assert (plan.ae_mouth_channels, plan.ae_lr, plan.ae_steps) == (0, 3e-4, recipe.ae_steps)
+    everything = _subcommand(_subcommand(parser, "train"), "all")
+    helps = {a.dest: a.help for a in everything._actions}
+    for flag, field in PLAN_FLAGS.items():
+        assert f"(default {getattr(recipe, field):g}" in helps[flag], flag

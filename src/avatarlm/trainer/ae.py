@@ -144,6 +144,7 @@ def train_autoencoder(
     device: str | torch.device = "cpu",
     final_lr_fraction: float | None = None,
     mixed_precision: bool = True,
+    compile_model: bool = False,
 ) -> DCAutoencoder:
     """Train until ``steps`` total steps, resuming from ``out_dir/checkpoints`` when present.
 
@@ -157,6 +158,8 @@ def train_autoencoder(
     steps and at the end (with the loss curve, ``out_dir/loss.csv`` and ``loss.png``), then the model
     folder ``out_dir/model`` with latent normalisation estimated from ``cfg.latent_stats_batches``
     batches; both are CPU-loadable safetensors. Returns the trained model, on ``device``.
+    ``compile_model`` compiles the encoder and decoder (``torch.compile``, in place: the weights and their
+    names stay) for faster steps after a first compile of a minute; it needs a C++ compiler.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -170,6 +173,9 @@ def train_autoencoder(
     rng = np.random.default_rng(cfg.seed)
     model = build_model(cfg).to(device)
     params = trainable_parameters(model, cfg.stage)
+    if compile_model:
+        model.encoder.compile()
+        model.decoder.compile()
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     loss_fn = AutoencoderLoss(
         cfg.l1_weight,

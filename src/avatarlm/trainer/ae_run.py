@@ -32,10 +32,11 @@ def run_ae_training(
     max_clips: int | None = None,
     progress: bool = True,
     final_lr_fraction: float | None = None,
+    compile_model: bool = False,
 ) -> Path:
     """Train (resuming ``out``) on ``batch`` windows of ``window`` frames per step; returns ``out/model``.
     ``final_lr_fraction``: decay the learning rate along a cosine to that fraction of ``cfg.lr`` (constant
-    after the warm-up when None).
+    after the warm-up when None). ``compile_model``: compile the encoder and decoder (``train_autoencoder``).
 
     A spatial stage of a model with mouth channels (``cfg.autoencoder.mouth_channels`` > 0, or an
     ``init_from`` model that has them; see ``uses_mouth_swap``) renders ``batch`` mouth-swap triples of
@@ -58,8 +59,9 @@ def run_ae_training(
         if progress:
             print(f"training on rendered mouth-swap triples of {MOUTH_SWAP_IDENTITIES} train identities")
         train_autoencoder(
-            cfg, lambda rng: triples(rng, batch), out, steps, progress, final_lr_fraction=final_lr_fraction
-        )
+            cfg, lambda rng: triples(rng, batch), out, steps, progress, final_lr_fraction=final_lr_fraction,
+            compile_model=compile_model,
+        )  # fmt: skip
         return Path(out) / "model"
     if data is None:
         raise ValueError(
@@ -84,7 +86,9 @@ def run_ae_training(
         clips = mixed_reference_pairs(sampler, mouth_swap_sampler(cfg), batch, rendered)
         if progress:
             print(f"{rendered} of {batch} pairs a step: one rendered face with two mouths")
-    train_autoencoder(cfg, clips, out, steps, progress, final_lr_fraction=final_lr_fraction)
+    train_autoencoder(
+        cfg, clips, out, steps, progress, final_lr_fraction=final_lr_fraction, compile_model=compile_model
+    )
     return Path(out) / "model"
 
 

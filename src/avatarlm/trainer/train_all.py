@@ -37,7 +37,7 @@ AE_BUDGET_STAGES = ("ae_spatial", "ae_reference", "ae_temporal")  # the autoenco
 # Budgets the issue sets for the tiny preset on 2 cores, in minutes (the autoencoder's two stages share one).
 BUDGET_MINUTES = {"synth": 20.0, "ae": 45.0, "encode": 15.0, "ar": 60.0}  # the duplex stage has none
 LATENT_TAG = "train_all"
-_RUN_ONLY = ("workers", "device")  # settings a rerun may change: they do not change the result
+_RUN_ONLY = ("workers", "device", "compile")  # settings a rerun may change: not what it learns
 # The own-history fine-tune of the bundled model (README, "Drift: training on its own frames"): every window
 # rolled out by the model itself, a quarter of an own frame's error undone per frame, 3 in 4 windows from
 # the clip's start, at a lower learning rate.
@@ -61,19 +61,21 @@ class TrainAllPlan:
     languages: list[str] | None = None  # None: every language of the synthetic world
     clip_seconds: tuple[float, float] = (6.0, 14.0)
     head_turns: float = 0.0  # share of clips whose head also turns on its own (``data synth --head-turns``)
-    ae_steps: int = 3500
+    # The defaults are the tiny preset's recipe within the budgets (README, "`train all` at full size"):
+    # the bundled autoencoder's stages cut to 45 minutes, the mouth's pixels weighed, a faster rate.
+    ae_steps: int = 1800
     ae_batch: int = 16
     # the spatial stage's peak learning rate (None: the preset's), falling along a cosine to ae_final_lr
     # of it (1: constant)
-    ae_lr: float | None = None
+    ae_lr: float | None = 1e-3
     ae_final_lr: float = 0.05
     ae_temporal_steps: int = 600  # 0 skips the temporal stage (autoencoders without temporal layers)
-    ae_temporal_batch: int = 4
-    ae_temporal_window: int = 4
-    ae_mouth_channels: int = 0  # > 0: the spatial stage trains on mouth-swap triples (not on the dataset)
+    ae_temporal_batch: int = 2
+    ae_temporal_window: int = 8
+    ae_mouth_channels: int = 4  # > 0: the spatial stage trains on mouth-swap triples (not on the dataset)
     # with mouth channels: the mouth's pixels counted again (mouth_swap.mouth_l1)
-    ae_mouth_weight: float = 0.0
-    ae_reference_steps: int = 0  # > 0: a decoder stage that reads the reference frame (0 skips it)
+    ae_mouth_weight: float = 4.0
+    ae_reference_steps: int = 2500  # > 0: a decoder stage that reads the reference frame (0 skips it)
     ae_reference_levels: int = 4
     ae_reference_lr: float = 2e-4
     ae_reference_change_weight: float = 4.0  # the bundled decoder's last run: changed pixels weighed 4x
@@ -87,6 +89,7 @@ class TrainAllPlan:
     own_history_overrides: dict[str, Any] = field(default_factory=dict)  # over OWN_HISTORY_RECIPE
     workers: int = 2
     device: str = "cpu"
+    compile: bool = False  # compile the autoencoder stages' models (torch.compile; a C++ compiler)
 
     def validate(self) -> None:
         if self.hours <= 0:
@@ -216,7 +219,7 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
             cfg, frames = cfg.with_overrides(overrides), None
         run_ae_training(
             cfg, frames, out / "ae_spatial", plan.ae_steps, plan.ae_batch, progress=progress,
-            final_lr_fraction=plan.ae_final_lr,
+            final_lr_fraction=plan.ae_final_lr, compile_model=plan.compile,
         )  # fmt: skip
 
     def ae_reference() -> None:
@@ -233,7 +236,7 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
         )
         run_ae_training(
             cfg, data, out / "ae_reference", plan.ae_reference_steps, plan.ae_batch, progress=progress,
-            final_lr_fraction=plan.ae_reference_final_lr,
+            final_lr_fraction=plan.ae_reference_final_lr, compile_model=plan.compile,
         )  # fmt: skip
 
     def ae_temporal() -> None:
@@ -254,7 +257,7 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
             final_lr = plan.ae_reference_final_lr
         run_ae_training(
             cfg, data, out / "ae_temporal", plan.ae_temporal_steps, plan.ae_temporal_batch,
-            plan.ae_temporal_window, progress=progress, final_lr_fraction=final_lr,
+            plan.ae_temporal_window, progress=progress, final_lr_fraction=final_lr, compile_model=plan.compile,
         )  # fmt: skip
 
     def encode() -> None:
