@@ -147,7 +147,7 @@ def add_train_parser(sub: Any) -> None:
     )
     everything.add_argument(
         "--ae-reference-steps", type=int,
-        help="steps of the decoder stage that reads the reference frame (default 2500; 0: none)",
+        help="steps of the decoder stage that reads the reference frame (default 2000; 0: none)",
     )  # fmt: skip
     everything.add_argument("--ar-steps", type=int, help="AR stage steps (default 1500)")
     everything.add_argument(

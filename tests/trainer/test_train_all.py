@@ -169,7 +169,7 @@ def test_train_all_command_left_out_settings_take_the_budget_recipe():
     parser = build_parser()
     assert train_all_plan(parser.parse_args(["train", "all", "--out", "x"])) == TrainAllPlan()
     recipe = TrainAllPlan()
-    assert (recipe.ae_mouth_channels, recipe.ae_mouth_weight, recipe.ae_reference_steps) == (4, 4.0, 2500)
+    assert (recipe.ae_mouth_channels, recipe.ae_mouth_weight, recipe.ae_reference_steps) == (4, 4.0, 2000)
     args = parser.parse_args(["train", "all", "--out", "x", "--mouth-channels", "0", "--ae-lr", "3e-4"])
     plan = train_all_plan(args)
     assert (plan.ae_mouth_channels, plan.ae_lr, plan.ae_steps) == (0, 3e-4, recipe.ae_steps)

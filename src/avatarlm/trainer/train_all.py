@@ -75,7 +75,7 @@ class TrainAllPlan:
     ae_mouth_channels: int = 4  # > 0: the spatial stage trains on mouth-swap triples (not on the dataset)
     # with mouth channels: the mouth's pixels counted again (mouth_swap.mouth_l1)
     ae_mouth_weight: float = 4.0
-    ae_reference_steps: int = 2500  # > 0: a decoder stage that reads the reference frame (0 skips it)
+    ae_reference_steps: int = 2000  # > 0: a decoder stage that reads the reference frame (0 skips it)
     ae_reference_levels: int = 4
     ae_reference_lr: float = 2e-4
     ae_reference_change_weight: float = 4.0  # the bundled decoder's last run: changed pixels weighed 4x
