@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from avatarlm.trainer.train_all import TrainAllPlan
 
 # the default is a constant of the trainer module, which imports torch: keep `avatarlm --help` light
 DEFAULT_DIALOGUE_FRACTION = 0.75
@@ -265,7 +268,7 @@ PLAN_FLAGS = {
 }
 
 
-def train_all_plan(args: argparse.Namespace) -> Any:
+def train_all_plan(args: argparse.Namespace) -> TrainAllPlan:
     """The ``TrainAllPlan`` the parsed ``train all`` arguments ask for."""
     from avatarlm.trainer.train_all import TrainAllPlan
 
