@@ -21,25 +21,33 @@ import torch
 
 from avatarlm.trainer.ae_config import AETrainConfig
 from avatarlm.trainer.ae_run import run_ae_training
+from avatarlm.trainer.train_all import TrainAllPlan, reference_stage_config, spatial_stage_config
 
 
-def stage_configs(init: str) -> dict[str, tuple[AETrainConfig, bool]]:
-    """(config, reads the dataset) per stage, as `train all` sets them up."""
-    spatial = AETrainConfig.from_preset_or_file("tiny", stage="spatial", lr=1e-3)
-    spatial = spatial.with_overrides({"autoencoder.mouth_channels": 4, "mouth_weight": 4.0})
-    reference = AETrainConfig.from_preset_or_file("tiny", stage="decoder", init_from=init, lr=2e-4)
-    reference = reference.with_overrides({"autoencoder.reference_levels": 4, "reference_change_weight": 4.0})
-    return {"mouth-swap spatial": (spatial, False), "reference decoder": (reference, True)}
+def stage_configs(init: str) -> dict[str, tuple[AETrainConfig, bool, float]]:
+    """(config, reads the dataset, final learning-rate fraction) per stage, as `train all`'s defaults set
+    them up."""
+    plan = TrainAllPlan()
+    return {
+        "mouth-swap spatial": (spatial_stage_config(plan), not plan.ae_mouth_channels, plan.ae_final_lr),
+        "reference decoder": (reference_stage_config(plan, init), True, plan.ae_reference_final_lr),
+    }
 
 
 def timed_run(
-    cfg: AETrainConfig, data: str | None, steps: int, batch: int, skip: int, compiled: bool
+    cfg: AETrainConfig,
+    data: str | None,
+    steps: int,
+    batch: int,
+    skip: int,
+    final_lr: float,
+    compiled: bool,
 ) -> tuple[float, float]:
     """(seconds per step after ``skip`` steps, start-up seconds) of one run."""
     cfg = cfg.replace(log_every=1, checkpoint_every=10**9, latent_stats_batches=1)
     with tempfile.TemporaryDirectory() as out:
         run_ae_training(
-            cfg, data, out, steps, batch, progress=False, final_lr_fraction=0.05, compile_model=compiled
+            cfg, data, out, steps, batch, progress=False, final_lr_fraction=final_lr, compile_model=compiled
         )
         with open(Path(out) / "loss.csv") as f:
             seconds = {int(row["step"]): float(row["seconds"]) for row in csv.DictReader(f)}
@@ -55,7 +63,7 @@ def main() -> None:
     )
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--skip", type=int, default=10, help="first steps left out of the per-step time")
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batch", type=int, default=TrainAllPlan().ae_batch)
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args()
     if not 0 < args.skip < args.steps:
@@ -66,11 +74,10 @@ def main() -> None:
     results: dict[tuple[str, bool], list[tuple[float, float]]] = {}
     started = time.perf_counter()
     for round_ in range(args.rounds):
-        for stage, (cfg, reads_data) in stage_configs(args.init).items():
+        for stage, (cfg, reads_data, final_lr) in stage_configs(args.init).items():
+            data = args.data if reads_data else None
             for compiled in (False, True):
-                run = timed_run(
-                    cfg, args.data if reads_data else None, args.steps, args.batch, args.skip, compiled
-                )
+                run = timed_run(cfg, data, args.steps, args.batch, args.skip, final_lr, compiled)
                 results.setdefault((stage, compiled), []).append(run)
                 print(
                     f"round {round_ + 1} {stage} {'compiled' if compiled else 'eager'}: {run[0]:.3f} s/step, start-up {run[1]:.1f} s",

@@ -154,7 +154,7 @@ def add_train_parser(sub: Any) -> None:
     )  # fmt: skip
     everything.add_argument("--ar-steps", type=int, help="AR stage steps (default 1500)")
     everything.add_argument(
-        "--mouth-channels", type=int,
+        "--mouth-channels", type=int, dest="ae_mouth_channels",
         help="give the AE K mouth channels, its spatial stage on rendered mouth-swap triples (default 4; "
         "0: none, the spatial stage on the dataset's frames)",
     )  # fmt: skip
@@ -253,26 +253,26 @@ def _train_character(args: argparse.Namespace) -> None:
     print(f"wrote {path} (figures: {args.out}/character.md)")
 
 
-# `train all` flags (argparse names) that default to None, so that left out they take the plan's default
-PLAN_FLAGS = {
-    "ae_steps": "ae_steps",
-    "ae_lr": "ae_lr",
-    "ae_final_lr": "ae_final_lr",
-    "ae_temporal_steps": "ae_temporal_steps",
-    "ae_temporal_window": "ae_temporal_window",
-    "ae_temporal_batch": "ae_temporal_batch",
-    "ae_reference_steps": "ae_reference_steps",
-    "mouth_channels": "ae_mouth_channels",
-    "ae_mouth_weight": "ae_mouth_weight",
-    "ar_steps": "ar_steps",
-}
+# `train all` settings whose flags default to None, so that left out they take the plan's default
+PLAN_FIELDS = (
+    "ae_steps",
+    "ae_lr",
+    "ae_final_lr",
+    "ae_temporal_steps",
+    "ae_temporal_window",
+    "ae_temporal_batch",
+    "ae_reference_steps",
+    "ae_mouth_channels",
+    "ae_mouth_weight",
+    "ar_steps",
+)
 
 
 def train_all_plan(args: argparse.Namespace) -> TrainAllPlan:
     """The ``TrainAllPlan`` the parsed ``train all`` arguments ask for."""
     from avatarlm.trainer.train_all import TrainAllPlan
 
-    given = {field: getattr(args, flag) for flag, field in PLAN_FLAGS.items()}
+    given = {field: getattr(args, field) for field in PLAN_FIELDS}
     return TrainAllPlan(
         ae_preset=args.ae_preset or args.preset,
         ar_preset=args.ar_preset or args.preset,

@@ -10,7 +10,7 @@ import torch
 from ar_helpers import ae_config, train_config
 from avatarlm.autoencoder.model import DCAutoencoder
 from avatarlm.cli import build_parser, main
-from avatarlm.cli_train import PLAN_FLAGS, train_all_plan
+from avatarlm.cli_train import PLAN_FIELDS, train_all_plan
 from avatarlm.pipeline.folder import load_pipeline
 from avatarlm.trainer.ae_config import AETrainConfig
 from avatarlm.trainer.train_all import (
@@ -175,5 +175,5 @@ def test_train_all_command_left_out_settings_take_the_budget_recipe():
     assert (plan.ae_mouth_channels, plan.ae_lr, plan.ae_steps) == (0, 3e-4, recipe.ae_steps)
     everything = _subcommand(_subcommand(parser, "train"), "all")
     helps = {a.dest: a.help for a in everything._actions}
-    for flag, field in PLAN_FLAGS.items():
-        assert f"(default {getattr(recipe, field):g}" in helps[flag], flag
+    for field in PLAN_FIELDS:
+        assert f"(default {getattr(recipe, field):g}" in helps[field], field

@@ -175,6 +175,32 @@ def _ae_config(plan: TrainAllPlan, **overrides: Any) -> AETrainConfig:
     return AETrainConfig.from_preset_or_file(plan.ae_preset, **overrides)
 
 
+def spatial_stage_config(plan: TrainAllPlan) -> AETrainConfig:
+    """The spatial stage's training config. With mouth channels it trains on rendered mouth-swap triples
+    (the dataset is not read), the mouth's pixels weighed ``ae_mouth_weight``."""
+    cfg = _ae_config(plan, stage="spatial")
+    if plan.ae_lr is not None:
+        cfg = cfg.replace(lr=plan.ae_lr)
+    if plan.ae_mouth_channels:
+        overrides = {
+            "autoencoder.mouth_channels": plan.ae_mouth_channels,
+            "mouth_weight": plan.ae_mouth_weight,
+        }
+        cfg = cfg.with_overrides(overrides)
+    return cfg
+
+
+def reference_stage_config(plan: TrainAllPlan, init_from: str | Path) -> AETrainConfig:
+    """The reference stage's training config: the decoder of ``init_from`` learns to read the reference."""
+    cfg = _ae_config(plan, stage="decoder", init_from=str(init_from), lr=plan.ae_reference_lr)
+    return cfg.with_overrides(
+        {
+            "autoencoder.reference_levels": plan.ae_reference_levels,
+            "reference_change_weight": plan.ae_reference_change_weight,
+        }
+    )
+
+
 def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[str, Callable[[], None]]:
     """One callable per stage; each resumes its own work when run again."""
     data = out / "data"
@@ -207,18 +233,9 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
     def ae_spatial() -> None:
         from avatarlm.trainer.ae_run import run_ae_training
 
-        cfg = _ae_config(plan, stage="spatial")
-        if plan.ae_lr is not None:
-            cfg = cfg.replace(lr=plan.ae_lr)
-        frames: Path | None = data
-        if plan.ae_mouth_channels:  # trains on rendered mouth-swap triples: the dataset is not read
-            overrides = {
-                "autoencoder.mouth_channels": plan.ae_mouth_channels,
-                "mouth_weight": plan.ae_mouth_weight,
-            }
-            cfg, frames = cfg.with_overrides(overrides), None
+        frames = None if plan.ae_mouth_channels else data  # mouth channels: rendered triples instead
         run_ae_training(
-            cfg, frames, out / "ae_spatial", plan.ae_steps, plan.ae_batch, progress=progress,
+            spatial_stage_config(plan), frames, out / "ae_spatial", plan.ae_steps, plan.ae_batch, progress=progress,
             final_lr_fraction=plan.ae_final_lr, compile_model=plan.compile,
         )  # fmt: skip
 
@@ -227,15 +244,8 @@ def stage_actions(plan: TrainAllPlan, out: Path, progress: bool = True) -> dict[
             return
         from avatarlm.trainer.ae_run import run_ae_training
 
-        cfg = _ae_config(plan, stage="decoder", init_from=str(spatial), lr=plan.ae_reference_lr)
-        cfg = cfg.with_overrides(
-            {
-                "autoencoder.reference_levels": plan.ae_reference_levels,
-                "reference_change_weight": plan.ae_reference_change_weight,
-            }
-        )
         run_ae_training(
-            cfg, data, out / "ae_reference", plan.ae_reference_steps, plan.ae_batch, progress=progress,
+            reference_stage_config(plan, spatial), data, out / "ae_reference", plan.ae_reference_steps, plan.ae_batch, progress=progress,
             final_lr_fraction=plan.ae_reference_final_lr, compile_model=plan.compile,
         )  # fmt: skip
 
