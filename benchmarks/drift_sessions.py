@@ -22,7 +22,7 @@ from avatarlm.data.face import FACE_STATE_FIELDS
 from avatarlm.data.shards import iter_samples
 from avatarlm.eval.clip_metrics import sharpness, static_distance, static_mask
 from avatarlm.eval.eval_generate import looped, stream_clip
-from avatarlm.eval.lipsync import lagged_correlations, mouth_boxes, mouth_trace
+from avatarlm.eval.lipsync import lagged_correlations, mouth_boxes, mouth_dark_level, mouth_trace
 from avatarlm.eval.pixel_probe import PROBED, PixelProbe, unscale
 from avatarlm.pipeline.folder import load_pipeline
 from avatarlm.pipeline.session import SessionConfig
@@ -53,8 +53,10 @@ def session_drift(
     static = static_distance(frames, sample.frames[0], static_mask(sample.frames))
     sharp_gap = sharpness(frames).mean(axis=1) - sharpness(sample.frames).mean()
     faces = looped(clip.truth["face"], n)
-    boxes = mouth_boxes(sample.meta["spec"]["identity_seed"], faces, frames.shape[1], frames.shape[2])
-    mouth, truth = mouth_trace(frames, boxes), faces[:, MOUTH_OPEN].astype(np.float64)
+    identity = sample.meta["spec"]["identity_seed"]
+    boxes = mouth_boxes(identity, faces, frames.shape[1], frames.shape[2])
+    mouth = mouth_trace(frames, boxes, mouth_dark_level(identity))
+    truth = faces[:, MOUTH_OPEN].astype(np.float64)
 
     def sync(sl: slice) -> float:
         return max(lagged_correlations(mouth[sl], truth[sl], 1).values())

@@ -272,6 +272,12 @@ def _eval_lipsync(args: argparse.Namespace) -> None:
         print(
             f"  {source:>13}: {report.curves[source][0]:+.3f} at offset 0, {corr:+.3f} at best offset {lag:+d}"
         )
+    print("per clip, at offset 0 (generated / reconstructed / truth):")
+    for clip in report.per_clip:
+        scores = " / ".join(f"{clip[source]:+.3f}" for source in SOURCES)
+        print(f"  {clip['key']} ({clip['language']}): {scores}")
+    if report.skipped:
+        print(f"passed over (the mouth shut in every frame read): {', '.join(report.skipped)}")
     print(f"wrote {args.out}")
 
 

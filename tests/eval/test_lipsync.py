@@ -4,7 +4,14 @@ import pytest
 from avatarlm.data.face import FaceState
 from avatarlm.data.identity import Identity
 from avatarlm.data.render import Renderer
-from avatarlm.eval.lipsync import lagged_correlations, lip_sync, mouth_boxes, mouth_trace
+from avatarlm.eval.lipsync import (
+    DARK_LEVEL,
+    lagged_correlations,
+    lip_sync,
+    mouth_boxes,
+    mouth_dark_level,
+    mouth_trace,
+)
 
 
 def rendered_talking_clip(seed: int = 4, n: int = 60, shift: int = 0):
@@ -31,6 +38,25 @@ def test_probe_reads_the_mouth_and_finds_the_delay():
     assert delayed.best_lag == 2 and delayed.corr_at_best > 0.9 and delayed.corr_at_0 < delayed.corr_at_best
 
 
+@pytest.mark.parametrize("seed", [5, 123])  # dark skin, no beard; light skin under a full beard
+def test_probe_reads_the_mouth_on_dark_skin_and_under_a_beard(seed):
+    ident = Identity.from_seed(seed)
+    assert (np.mean(ident.skin) < 75) == (seed == 5) and (ident.beard == "full") == (seed == 123)
+    frames, faces, track = rendered_talking_clip(seed)
+    boxes = mouth_boxes(seed, faces, 96, 96)
+    level = mouth_dark_level(seed)
+    assert level < DARK_LEVEL  # the box is dark with the mouth shut: the interior is darker still
+    relative = lip_sync(mouth_trace(frames, boxes, level), track).corr_at_0
+    fixed = lip_sync(mouth_trace(frames, boxes), track).corr_at_0  # one grey level for every face
+    assert relative > 0.9 and relative > fixed
+    if seed == 123:  # under a beard the fixed level reads the shut mouth as dark: it does not follow at all
+        assert fixed < 0.6
+
+
+def test_a_light_face_keeps_the_fixed_level():
+    assert mouth_dark_level(4) == DARK_LEVEL
+
+
 def test_a_closed_mouth_does_not_correlate():
     frames, faces, track = rendered_talking_clip()
     closed = np.stack([frames[0]] * len(frames))
@@ -47,3 +73,5 @@ def test_lagged_correlations_checks_inputs():
         lagged_correlations(x[:5], x[:5], 3)
     with pytest.raises(ValueError, match="mouth boxes"):
         mouth_trace(np.zeros((2, 8, 8, 3), np.uint8), [(0, 0, 1, 1)])
+    with pytest.raises(ValueError, match="dark_level must be positive"):
+        mouth_trace(np.zeros((1, 8, 8, 3), np.uint8), [(0, 0, 1, 1)], 0.0)

@@ -3,7 +3,9 @@
 For each clip: the reference f_0 is the clip's first true frame (encoded by the pipeline's autoencoder);
 frames 1..N-1 are generated from the clip's audio, pose and instructions. The mouth probe runs on the
 generated frames, on the true frames and on their autoencoder reconstructions (the ceilings), against the
-true mouth opening. Per-lag correlations are averaged over clips and the best lag is read from the mean.
+true mouth opening. A clip whose mouth stays shut in the frames read (a listener's turn) has no lip-sync to
+score — a correlation with a constant is undefined — so it is passed over, named in ``skipped``, and the
+next clip taken. Per-lag correlations are averaged over clips and the best lag is read from the mean.
 Writes a side-by-side video (generated | truth, with the clip's sound), a trace plot and a JSON summary.
 """
 
@@ -20,7 +22,7 @@ import numpy as np
 from avatarlm.data.face import FACE_STATE_FIELDS
 from avatarlm.data.shards import iter_samples
 from avatarlm.eval.ae_quality import reconstruct_clip
-from avatarlm.eval.lipsync import best_lag, lagged_correlations, mouth_boxes, mouth_trace
+from avatarlm.eval.lipsync import FLAT, best_lag, lagged_correlations, mouth_boxes, mouth_dark_level, mouth_trace
 from avatarlm.media import write_mp4
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.offline import encode_reference, generate_clip
@@ -37,6 +39,10 @@ class LipSyncReport:
     max_lag: int
     curves: dict[str, dict[int, float]]  # source -> lag -> mean correlation over clips
     languages: list[str] = field(default_factory=list)
+    # one entry a clip: its key, language and, per source, its correlation at offset 0 (their mean over
+    # clips is curves[source][0]): which faces and languages pull the mean down
+    per_clip: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # clips whose true opening is constant: nothing to score
 
     def best(self, source: str) -> tuple[int, float]:
         return best_lag(self.curves[source])
@@ -46,6 +52,7 @@ class LipSyncReport:
         for s in SOURCES:
             lag, corr = self.best(s)
             out[s] = {"corr_at_0": self.curves[s][0], "best_lag": lag, "corr_at_best": corr}
+        out["per_clip"], out["skipped"] = self.per_clip, self.skipped
         return out
 
 
@@ -68,12 +75,18 @@ def evaluate_lipsync(
     sums = {s: dict.fromkeys(range(-max_lag, max_lag + 1), 0.0) for s in SOURCES}
     n_clips = n_frames = 0
     languages: list[str] = []
+    per_clip: list[dict[str, Any]] = []
+    skipped: list[str] = []
     traces: list[tuple[str, np.ndarray, dict[str, np.ndarray]]] = []
     for sample in iter_samples(Path(data), split):
         clip = clip_from_sample(sample)
         n = clip.n_frames if max_frames is None else min(clip.n_frames, max_frames)
         frames = sample.frames[:n]
         spec = sample.meta["spec"]
+        truth = clip.truth["face"][1:n, MOUTH_OPEN].astype(np.float64)
+        if truth.std() <= FLAT:
+            skipped.append(sample.key)
+            continue
         if frames.shape[1:3] != (pipe.autoencoder.config.image_height, pipe.autoencoder.config.image_width):
             raise ValueError(f"clip {sample.key} has {frames.shape[1:3]} frames; the pipeline makes others")
         parts = window_conditions(
@@ -93,15 +106,19 @@ def evaluate_lipsync(
         )
         recon = reconstruct_clip(pipe.autoencoder, frames, True, frames[0])
         boxes = mouth_boxes(spec["identity_seed"], clip.truth["face"][:n], frames.shape[1], frames.shape[2])
-        truth = clip.truth["face"][1:n, MOUTH_OPEN].astype(np.float64)
+        dark = mouth_dark_level(spec["identity_seed"])
         probes = {
-            "generated": mouth_trace(generated[1:], boxes[1:]),
-            "reconstructed": mouth_trace(recon[1:], boxes[1:]),
-            "truth": mouth_trace(frames[1:], boxes[1:]),
+            "generated": mouth_trace(generated[1:], boxes[1:], dark),
+            "reconstructed": mouth_trace(recon[1:], boxes[1:], dark),
+            "truth": mouth_trace(frames[1:], boxes[1:], dark),
         }
+        clip_scores: dict[str, Any] = {"key": sample.key, "language": spec["language"]}
         for s in SOURCES:
-            for lag, c in lagged_correlations(probes[s], truth, max_lag).items():
+            lagged = lagged_correlations(probes[s], truth, max_lag)
+            for lag, c in lagged.items():
                 sums[s][lag] += c
+            clip_scores[s] = lagged[0]
+        per_clip.append(clip_scores)
         traces.append((sample.key, truth, probes))
         if out_dir is not None and n_clips < videos:
             side = np.concatenate([generated, frames], axis=2)
@@ -113,9 +130,9 @@ def evaluate_lipsync(
         if n_clips >= max_clips:
             break
     if not n_clips:
-        raise ValueError(f"no clips in split {split!r} of {data}")
+        raise ValueError(f"no clips with a moving mouth in split {split!r} of {data}")
     curves = {s: {k: v / n_clips for k, v in sums[s].items()} for s in SOURCES}
-    report = LipSyncReport(n_clips, n_frames, max_lag, curves, languages)
+    report = LipSyncReport(n_clips, n_frames, max_lag, curves, languages, per_clip, skipped)
     if out_dir is not None:
         out = Path(out_dir)
         (out / "lipsync.json").write_text(json.dumps(report.as_dict(), indent=1))

@@ -2,7 +2,9 @@
 
 The mouth probe reads, from pixels alone, how open the mouth is: the mean darkness inside a box that
 follows the head (the renderer's mouth box for the true pose with the mouth fully open, so the box never
-depends on the opening it measures). Its correlation with the true ``mouth_open`` control, at the best time
+depends on the opening it measures). "Dark" is relative to the face: a pixel counts as mouth interior below
+grey 110, or below 0.8 of the darkest colour around the mouth (skin, beard) where that is darker — on dark
+skin or under a beard the box is dark with the mouth shut, and an opening shows lighter teeth and lips. Its correlation with the true ``mouth_open`` control, at the best time
 offset within a few frames, is the lip-sync score; the same probe on the true frames and on their
 autoencoder reconstructions gives the ceilings the generated score should be read against.
 """
@@ -19,6 +21,7 @@ from avatarlm.data.render import Renderer
 
 FLAT = 1e-5  # relative spread under which a trace is constant
 DARK_LEVEL = 110.0  # grey level below which a pixel counts as (partly) mouth interior
+SURROUND_SHARE = 0.8  # ... or below this share of the darkest colour around the mouth, where that is lower
 
 
 def mouth_boxes(
@@ -34,14 +37,29 @@ def mouth_boxes(
     return boxes
 
 
-def mouth_trace(frames: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
-    """(N,) mean darkness in [0, 1] inside each frame's box: 0 = no dark pixel, 1 = all black."""
+def mouth_dark_level(identity_seed: int) -> float:
+    """The grey level below which a pixel of this face's mouth box counts as mouth interior: ``DARK_LEVEL``,
+    or ``SURROUND_SHARE`` of the skin's or the beard's grey where that is lower (the renderer's colours)."""
+    identity = Identity.from_seed(identity_seed)
+    around = [float(np.mean(identity.skin))]
+    if identity.beard != "none":
+        around.append(float(np.mean(Renderer(identity, 64, 64).c_beard)))
+    return min(DARK_LEVEL, SURROUND_SHARE * min(around))
+
+
+def mouth_trace(
+    frames: np.ndarray, boxes: list[tuple[int, int, int, int]], dark_level: float = DARK_LEVEL
+) -> np.ndarray:
+    """(N,) mean darkness in [0, 1] inside each frame's box: 0 = no pixel below ``dark_level`` (the face's
+    :func:`mouth_dark_level`), 1 = all black."""
     if len(frames) != len(boxes):
         raise ValueError(f"{len(frames)} frames but {len(boxes)} mouth boxes")
+    if dark_level <= 0:
+        raise ValueError(f"dark_level must be positive, got {dark_level}")
     out = np.zeros(len(frames))
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         grey = frames[i, y0:y1, x0:x1].astype(np.float64).mean(axis=-1)
-        out[i] = np.clip((DARK_LEVEL - grey) / DARK_LEVEL, 0.0, 1.0).mean() if grey.size else 0.0
+        out[i] = np.clip((dark_level - grey) / dark_level, 0.0, 1.0).mean() if grey.size else 0.0
     return out
 
 
