@@ -22,7 +22,14 @@ import numpy as np
 from avatarlm.data.face import FACE_STATE_FIELDS
 from avatarlm.data.shards import iter_samples
 from avatarlm.eval.ae_quality import reconstruct_clip
-from avatarlm.eval.lipsync import FLAT, best_lag, lagged_correlations, mouth_boxes, mouth_dark_level, mouth_trace
+from avatarlm.eval.lipsync import (
+    FLAT,
+    best_lag,
+    lagged_correlations,
+    mouth_boxes,
+    mouth_dark_level,
+    mouth_trace,
+)
 from avatarlm.media import write_mp4
 from avatarlm.pipeline.folder import Pipeline
 from avatarlm.pipeline.offline import encode_reference, generate_clip
