@@ -275,7 +275,8 @@ def _eval_lipsync(args: argparse.Namespace) -> None:
     print("per clip, at offset 0 (generated / reconstructed / truth):")
     for clip in report.per_clip:
         scores = " / ".join(f"{clip[source]:+.3f}" for source in SOURCES)
-        print(f"  {clip['key']} ({clip['language']}): {scores}")
+        voice = ", held-out voice" if clip["held_out_voice"] else ""
+        print(f"  {clip['key']} ({clip['language']}{voice}): {scores}")
     if report.skipped:
         print(f"passed over (the mouth shut in every frame read): {', '.join(report.skipped)}")
     print(f"wrote {args.out}")

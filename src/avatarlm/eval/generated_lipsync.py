@@ -46,8 +46,9 @@ class LipSyncReport:
     max_lag: int
     curves: dict[str, dict[int, float]]  # source -> lag -> mean correlation over clips
     languages: list[str] = field(default_factory=list)
-    # one entry a clip: its key, language and, per source, its correlation at offset 0 (their mean over
-    # clips is curves[source][0]): which faces and languages pull the mean down
+    # one entry a clip: its key, language, whether its voice is the held-out one and, per source, its
+    # correlation at offset 0 (their mean over clips is curves[source][0]): which faces and languages pull
+    # the mean down
     per_clip: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # clips whose true opening is constant: nothing to score
 
@@ -119,7 +120,11 @@ def evaluate_lipsync(
             "reconstructed": mouth_trace(recon[1:], boxes[1:], dark),
             "truth": mouth_trace(frames[1:], boxes[1:], dark),
         }
-        clip_scores: dict[str, Any] = {"key": sample.key, "language": spec["language"]}
+        clip_scores: dict[str, Any] = {
+            "key": sample.key,
+            "language": spec["language"],
+            "held_out_voice": bool(spec.get("held_out_voice", False)),
+        }
         for s in SOURCES:
             lagged = lagged_correlations(probes[s], truth, max_lag)
             for lag, c in lagged.items():
