@@ -16,7 +16,8 @@ from avatarlm.data.face import FACE_STATE_FIELDS, FaceState
 from avatarlm.data.identity import Identity
 from avatarlm.data.render import Renderer
 from avatarlm.data.shards import iter_samples
-from avatarlm.eval.image_metrics import box_psnr, dark_area, flicker, psnr, spearman
+from avatarlm.eval.image_metrics import DARK_AREA_LEVEL, box_psnr, dark_area, flicker, psnr, spearman
+from avatarlm.eval.lipsync import mouth_dark_level
 
 MOUTH_OPEN = FACE_STATE_FIELDS.index("mouth_open")
 
@@ -30,7 +31,8 @@ class AEQuality:
     ssim: float
     flicker: float
     flicker_truth: float  # mean |truth_t - truth_{t-1}|, for scale
-    mouth_probe_truth: float  # Spearman(mouth_open label, dark mouth area) on the true frames
+    # Spearman(mouth_open label, dark mouth area: dark relative to the face, lipsync.mouth_dark_level)
+    mouth_probe_truth: float  # on the true frames
     mouth_probe_recon: float  # the same on reconstructions
 
     def as_dict(self) -> dict[str, float]:
@@ -84,11 +86,10 @@ def evaluate_autoencoder(
     for sample in iter_samples(data, split):
         frames = sample.frames[:window]
         spec = sample.meta.get("spec")  # a rendered face's, absent from world rollouts
-        renderer = (
-            Renderer(Identity.from_seed(spec["identity_seed"]), spec["height"], spec["width"])
-            if spec
-            else None
-        )
+        renderer, dark = None, DARK_AREA_LEVEL
+        if spec:
+            renderer = Renderer(Identity.from_seed(spec["identity_seed"]), spec["height"], spec["width"])
+            dark = mouth_dark_level(spec["identity_seed"], DARK_AREA_LEVEL)  # dark skin, beards
         reference = sample.frames[-1] if use_reference and model.config.reference_levels else None
         recon = reconstruct_clip(model, frames, streaming, reference)
         for t in range(len(frames)):
@@ -98,8 +99,8 @@ def evaluate_autoencoder(
             state = FaceState.from_vector(sample.truth["face"][t])
             mps.append(box_psnr(recon[t], frames[t], renderer.mouth_box(state)))
             labels.append(state.mouth_open)
-            dark_t.append(dark_area(frames[t], renderer.mouth_box(state)))
-            dark_r.append(dark_area(recon[t], renderer.mouth_box(state)))
+            dark_t.append(dark_area(frames[t], renderer.mouth_box(state), dark))
+            dark_r.append(dark_area(recon[t], renderer.mouth_box(state), dark))
         ss.append(float(ssim(to_tensor(recon)[0], to_tensor(frames)[0])))
         fl.append(flicker(recon, frames))
         flt.append(float(np.mean(np.abs(np.diff(frames.astype(np.float64), axis=0)))))

@@ -36,7 +36,10 @@ def flicker(decoded: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(np.abs(d)))
 
 
-def dark_area(frame: np.ndarray, box: tuple[int, int, int, int], threshold: float = 60.0) -> int:
+DARK_AREA_LEVEL = 60.0  # grey level under which dark_area counts a pixel (on a light face)
+
+
+def dark_area(frame: np.ndarray, box: tuple[int, int, int, int], threshold: float = DARK_AREA_LEVEL) -> int:
     """Pixels darker than `threshold` (mean of RGB) inside box = (x0, y0, x1, y1): the open mouth's interior."""
     x0, y0, x1, y1 = box
     return int((frame[y0:y1, x0:x1].mean(axis=-1) < threshold).sum())

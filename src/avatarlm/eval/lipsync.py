@@ -37,14 +37,14 @@ def mouth_boxes(
     return boxes
 
 
-def mouth_dark_level(identity_seed: int) -> float:
-    """The grey level below which a pixel of this face's mouth box counts as mouth interior: ``DARK_LEVEL``,
-    or ``SURROUND_SHARE`` of the skin's or the beard's grey where that is lower (the renderer's colours)."""
+def mouth_dark_level(identity_seed: int, level: float = DARK_LEVEL) -> float:
+    """The grey level below which a pixel of this face's mouth box counts as mouth interior: ``level``, or
+    ``SURROUND_SHARE`` of the skin's or the beard's grey where that is lower (the renderer's colours)."""
     identity = Identity.from_seed(identity_seed)
     around = [float(np.mean(identity.skin))]
     if identity.beard != "none":
         around.append(float(np.mean(Renderer(identity, 64, 64).c_beard)))
-    return min(DARK_LEVEL, SURROUND_SHARE * min(around))
+    return min(level, SURROUND_SHARE * min(around))
 
 
 def mouth_trace(
