@@ -4,9 +4,10 @@ The mouth probe reads, from pixels alone, how open the mouth is: the mean darkne
 follows the head (the renderer's mouth box for the true pose with the mouth fully open, so the box never
 depends on the opening it measures). "Dark" is relative to the face: a pixel counts as mouth interior below
 grey 110, or below 0.8 of the darkest colour around the mouth (skin, beard) where that is darker — on dark
-skin or under a beard the box is dark with the mouth shut, and an opening shows lighter teeth and lips. Its correlation with the true ``mouth_open`` control, at the best time
-offset within a few frames, is the lip-sync score; the same probe on the true frames and on their
-autoencoder reconstructions gives the ceilings the generated score should be read against.
+skin or under a beard the box is dark with the mouth shut, and an opening shows lighter teeth and lips.
+Its correlation with the true ``mouth_open`` control, at the best time offset within a few frames, is the
+lip-sync score; the same probe on the true frames and on their autoencoder reconstructions gives the
+ceilings the generated score should be read against.
 """
 
 from __future__ import annotations
