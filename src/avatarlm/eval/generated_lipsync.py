@@ -23,8 +23,8 @@ from avatarlm.data.face import FACE_STATE_FIELDS
 from avatarlm.data.shards import iter_samples
 from avatarlm.eval.ae_quality import reconstruct_clip
 from avatarlm.eval.lipsync import (
-    FLAT,
     best_lag,
+    is_constant,
     lagged_correlations,
     mouth_boxes,
     mouth_dark_level,
@@ -41,16 +41,22 @@ SOURCES = ("generated", "reconstructed", "truth")
 
 @dataclass
 class LipSyncReport:
-    clips: int
     frames: int
     max_lag: int
     curves: dict[str, dict[int, float]]  # source -> lag -> mean correlation over clips
-    languages: list[str] = field(default_factory=list)
     # one entry a clip: its key, language, whether its voice is the held-out one and, per source, its
     # correlation at offset 0 (their mean over clips is curves[source][0]): which faces and languages pull
     # the mean down
     per_clip: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # clips whose true opening is constant: nothing to score
+
+    @property
+    def clips(self) -> int:
+        return len(self.per_clip)
+
+    @property
+    def languages(self) -> list[str]:
+        return [clip["language"] for clip in self.per_clip]
 
     def best(self, source: str) -> tuple[int, float]:
         return best_lag(self.curves[source])
@@ -81,8 +87,7 @@ def evaluate_lipsync(
     ``lip_strength``: guidance on the audio while generating (1 = none), as in a session."""
     cfg = pipe.model.config.conditions
     sums = {s: dict.fromkeys(range(-max_lag, max_lag + 1), 0.0) for s in SOURCES}
-    n_clips = n_frames = 0
-    languages: list[str] = []
+    n_frames = 0
     per_clip: list[dict[str, Any]] = []
     skipped: list[str] = []
     traces: list[tuple[str, np.ndarray, dict[str, np.ndarray]]] = []
@@ -92,7 +97,7 @@ def evaluate_lipsync(
         frames = sample.frames[:n]
         spec = sample.meta["spec"]
         truth = clip.truth["face"][1:n, MOUTH_OPEN].astype(np.float64)
-        if truth.std() <= FLAT:
+        if is_constant(truth):
             skipped.append(sample.key)
             continue
         if frames.shape[1:3] != (pipe.autoencoder.config.image_height, pipe.autoencoder.config.image_width):
@@ -132,19 +137,17 @@ def evaluate_lipsync(
             clip_scores[s] = lagged[0]
         per_clip.append(clip_scores)
         traces.append((sample.key, truth, probes))
-        if out_dir is not None and n_clips < videos:
+        if out_dir is not None and len(per_clip) <= videos:
             side = np.concatenate([generated, frames], axis=2)
             audio = clip.audio[0, : n * cfg.samples_per_frame]
             write_mp4(Path(out_dir) / f"{sample.key}_generated_vs_truth.mp4", side, cfg.fps, audio)
-        languages.append(spec["language"])
-        n_clips += 1
         n_frames += n - 1
-        if n_clips >= max_clips:
+        if len(per_clip) >= max_clips:
             break
-    if not n_clips:
+    if not per_clip:
         raise ValueError(f"no clips with a moving mouth in split {split!r} of {data}")
-    curves = {s: {k: v / n_clips for k, v in sums[s].items()} for s in SOURCES}
-    report = LipSyncReport(n_clips, n_frames, max_lag, curves, languages, per_clip, skipped)
+    curves = {s: {k: v / len(per_clip) for k, v in sums[s].items()} for s in SOURCES}
+    report = LipSyncReport(n_frames, max_lag, curves, per_clip, skipped)
     if out_dir is not None:
         out = Path(out_dir)
         (out / "lipsync.json").write_text(json.dumps(report.as_dict(), indent=1))

@@ -83,13 +83,17 @@ def lagged_correlations(probe: np.ndarray, truth: np.ndarray, max_lag: int = 3) 
     return out
 
 
+def is_constant(trace: np.ndarray) -> bool:
+    """Whether ``trace`` varies by less than ``FLAT`` relative to its size (float noise counts as constant)."""
+    return bool(trace.std() <= FLAT * (1 + np.abs(trace).mean()))
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of two 1-D traces; a trace that varies by less than ``FLAT`` counts as constant
     and scores 0."""
-    sa, sb = a.std(), b.std()
-    if sa <= FLAT * (1 + np.abs(a).mean()) or sb <= FLAT * (1 + np.abs(b).mean()):
+    if is_constant(a) or is_constant(b):
         return 0.0
-    return float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
+    return float(((a - a.mean()) * (b - b.mean())).mean() / (a.std() * b.std()))
 
 
 @dataclass
